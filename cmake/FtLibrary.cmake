@@ -1,0 +1,32 @@
+# libft: everything but the executables. Sources are globbed per folder so that adding a file to
+# kernels/, runtime/, parallel/ or models/ needs no edit here.
+set(FT_PROTO ${PROJECT_SOURCE_DIR}/runtime/config/ft_config.proto)
+set(FT_PROTO_OUT ${PROJECT_BINARY_DIR}/generated)
+file(MAKE_DIRECTORY ${FT_PROTO_OUT}/runtime/config)
+add_custom_command(
+  OUTPUT ${FT_PROTO_OUT}/runtime/config/ft_config.pb.cc ${FT_PROTO_OUT}/runtime/config/ft_config.pb.h
+  COMMAND protobuf::protoc --cpp_out=${FT_PROTO_OUT} -I ${PROJECT_SOURCE_DIR} ${FT_PROTO}
+  DEPENDS ${FT_PROTO} protobuf::protoc
+  COMMENT "protoc ft_config.proto")
+
+file(GLOB_RECURSE FT_CXX_SOURCES CONFIGURE_DEPENDS
+  ${PROJECT_SOURCE_DIR}/kernels/*.cpp ${PROJECT_SOURCE_DIR}/runtime/*.cpp
+  ${PROJECT_SOURCE_DIR}/parallel/*.cpp ${PROJECT_SOURCE_DIR}/models/*.cpp)
+add_library(ft STATIC ${FT_CXX_SOURCES} ${FT_PROTO_OUT}/runtime/config/ft_config.pb.cc)
+target_include_directories(ft PUBLIC ${PROJECT_SOURCE_DIR} ${FT_PROTO_OUT} ${HDF5_C_INCLUDE_DIRS})
+target_compile_definitions(ft PUBLIC ${HDF5_C_DEFINITIONS})
+target_link_libraries(ft PUBLIC
+  protobuf::libprotobuf yaml-cpp nlohmann_json::nlohmann_json fmt::fmt CLI11::CLI11
+  MPI::MPI_C ${HDF5_C_LIBRARIES} ft_openblas OpenMP::OpenMP_CXX Threads::Threads)
+target_compile_options(ft PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
+if(FT_NATIVE)
+  target_compile_options(ft PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-march=native>)
+endif()
+
+if(FT_WITH_CUDA)
+  file(GLOB_RECURSE FT_CUDA_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/kernels/cuda/*.cu)
+  target_sources(ft PRIVATE ${FT_CUDA_SOURCES})
+  target_compile_definitions(ft PUBLIC FT_WITH_CUDA=1)
+  target_link_libraries(ft PUBLIC CUDA::cudart CUDA::cublas CUDA::cublasLt)
+  set_target_properties(ft PROPERTIES CUDA_SEPARABLE_COMPILATION OFF)
+endif()

@@ -1,0 +1,33 @@
+// What every op receives besides its tensors: where to run, how many threads, scratch memory,
+// and counters the tests and the start-up report read.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "runtime/tensor.h"
+
+namespace ft {
+
+// Scratch memory an op may use for the duration of one call (planned at start-up).
+struct Workspace {
+  void* data = nullptr;
+  size_t bytes = 0;
+};
+
+// Work counters: a frozen weight must cost no weight-gradient product, and tests assert it.
+struct OpCounters {
+  int64_t weight_grad_products = 0;  // GEMMs computing dW (linear_backward with dweight)
+  int64_t input_grad_products = 0;   // GEMMs computing dX
+  int64_t forward_products = 0;      // forward GEMMs
+};
+
+struct OpContext {
+  Device device = Device::cpu;
+  int num_threads = 1;
+  Workspace workspace;
+  OpCounters* counters = nullptr;  // optional
+  void* stream = nullptr;          // cudaStream_t on the CUDA backend
+};
+
+}  // namespace ft

@@ -1,0 +1,142 @@
+// The op interface: every op is declared once here as a free function taking an OpContext and
+// tensor views. kernels/dispatch.cpp picks the implementation by device and dtype (CPU: f32 and
+// f64 in kernels/cpu/; CUDA: kernels/cuda/). Model code calls only these.
+//
+// Conventions (all ops):
+//  - Shapes are given as (rows, cols) with N = tokens = batch * sequence.
+//  - Forward outputs and activation gradients (dx, dq, ...) are OVERWRITTEN.
+//  - Parameter gradients (dweight, dbias, dtable, dprefix_*) are ACCUMULATED (+=), so micro-batches
+//    add into one gradient buffer. An empty parameter-gradient tensor means "frozen: skip it".
+//  - An empty optional input (bias, weights, segment_ids, prefix) means "absent".
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/context.h"
+#include "runtime/tensor.h"
+
+namespace ft::ops {
+
+// ---- embedding -------------------------------------------------------------------------------
+// out (N, C) = table (V, C) [ids (N) i32]. Ids outside [0, V) are an error naming the id.
+void embedding_forward(const OpContext& ctx, Tensor out, Tensor ids, Tensor table);
+// dtable (V, C) += scatter of dout (N, C) by ids.
+void embedding_backward(const OpContext& ctx, Tensor dtable, Tensor ids, Tensor dout);
+
+// ---- normalization ---------------------------------------------------------------------------
+// RMSNorm: out = x / sqrt(mean(x^2) + eps) * weight. x, out (N, C); weight (C); rstd (N) saved.
+void rmsnorm_forward(const OpContext& ctx, Tensor out, Tensor rstd, Tensor x, Tensor weight,
+                     double eps);
+// dx (N, C) overwritten; dweight (C) accumulated (empty: frozen).
+void rmsnorm_backward(const OpContext& ctx, Tensor dx, Tensor dweight, Tensor dout, Tensor x,
+                      Tensor weight, Tensor rstd);
+// LayerNorm: out = (x - mean) * rstd * weight + bias. mean, rstd (N) saved. bias may be empty.
+void layernorm_forward(const OpContext& ctx, Tensor out, Tensor mean, Tensor rstd, Tensor x,
+                       Tensor weight, Tensor bias, double eps);
+void layernorm_backward(const OpContext& ctx, Tensor dx, Tensor dweight, Tensor dbias, Tensor dout,
+                        Tensor x, Tensor weight, Tensor mean, Tensor rstd);
+
+// ---- rotary position embedding ---------------------------------------------------------------
+struct RopeScaling {
+  // Llama 3 "llama3" rope_type. factor <= 0 disables scaling.
+  double factor = 0.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
+// Fills cos, sin (max_positions, head_dim / 2) with the rotation angles pos * inv_freq[i],
+// inv_freq[i] = theta^(-2i / head_dim), adjusted by Llama 3 scaling when enabled.
+void rope_build_tables(const OpContext& ctx, Tensor cos, Tensor sin, double theta,
+                       const RopeScaling& scaling);
+// In place on x (N, H, D), Hugging Face's rotate_half convention: element i pairs with i + D/2.
+// positions (N) i32 index the tables.
+void rope_forward(const OpContext& ctx, Tensor x, Tensor positions, Tensor cos, Tensor sin);
+// In place on dx (N, H, D): the inverse rotation (the transpose of the forward).
+void rope_backward(const OpContext& ctx, Tensor dx, Tensor positions, Tensor cos, Tensor sin);
+
+// ---- attention -------------------------------------------------------------------------------
+// Scaled dot-product attention with the features prefix tuning and packing need.
+//   q (B, T, Hq, D); k, v (B, T, Hkv, D) with Hq % Hkv == 0 (GQA: query head h uses kv head
+//   h / (Hq / Hkv)); out (B, T, Hq, D); lse (B, Hq, T) the log-sum-exp of each query's scaled
+//   scores, saved for the backward.
+//   prefix_k, prefix_v (P, Hkv, D), optional: P rows every query sees, shared by the batch
+//   (prefix tuning; never masked, never rotated).
+//   segment_ids (B, T) i32, optional: query i sees key j only if segment_ids match.
+//   causal: query i sees key j only if j <= i.
+//   scale: usually 1 / sqrt(D).
+struct AttentionArgs {
+  bool causal = true;
+  double scale = 0.0;  // 0 means 1 / sqrt(D)
+};
+void attention_forward(const OpContext& ctx, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v,
+                       Tensor prefix_k, Tensor prefix_v, Tensor segment_ids,
+                       const AttentionArgs& args);
+// dq, dk, dv overwritten. dprefix_k, dprefix_v (P, Hkv, D) accumulated, summed over the batch;
+// empty when the prefix is absent or frozen.
+void attention_backward(const OpContext& ctx, Tensor dq, Tensor dk, Tensor dv, Tensor dprefix_k,
+                        Tensor dprefix_v, Tensor dout, Tensor out, Tensor lse, Tensor q, Tensor k,
+                        Tensor v, Tensor prefix_k, Tensor prefix_v, Tensor segment_ids,
+                        const AttentionArgs& args);
+// Scratch bytes attention needs in ctx.workspace for these shapes and ctx.num_threads.
+size_t attention_workspace_bytes(const OpContext& ctx, DType dtype, int64_t batch,
+                                 int64_t seq_len, int64_t q_heads, int64_t kv_heads,
+                                 int64_t head_dim, int64_t prefix_len);
+
+// ---- linear ----------------------------------------------------------------------------------
+// out (N, Out) = x (N, In) @ weight (Out, In)^T + bias (Out). bias may be empty.
+void linear_forward(const OpContext& ctx, Tensor out, Tensor x, Tensor weight, Tensor bias);
+// dx (N, In) = dout @ weight, overwritten (empty: not needed, skipped).
+// dweight (Out, In) += dout^T @ x and dbias (Out) += sum(dout) (empty: frozen, skipped; the
+// skipped product is not counted in ctx.counters->weight_grad_products).
+void linear_backward(const OpContext& ctx, Tensor dx, Tensor dweight, Tensor dbias, Tensor dout,
+                     Tensor x, Tensor weight);
+
+// ---- activations -----------------------------------------------------------------------------
+// SwiGLU: out = silu(gate) * up, all (N, F).
+void swiglu_forward(const OpContext& ctx, Tensor out, Tensor gate, Tensor up);
+void swiglu_backward(const OpContext& ctx, Tensor dgate, Tensor dup, Tensor dout, Tensor gate,
+                     Tensor up);
+// GELU, tanh approximation (GPT-2's gelu_new): out = 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))).
+void gelu_forward(const OpContext& ctx, Tensor out, Tensor x);
+void gelu_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor x);
+
+// ---- elementwise -----------------------------------------------------------------------------
+// out = a + b (out may alias a or b).
+void add(const OpContext& ctx, Tensor out, Tensor a, Tensor b);
+// x *= factor.
+void scale(const OpContext& ctx, Tensor x, double factor);
+// dst = src converted to dst's dtype (f32 <-> f64 <-> bf16), same element count.
+void cast(const OpContext& ctx, Tensor dst, Tensor src);
+// x = 0.
+void zero(const OpContext& ctx, Tensor x);
+
+// ---- loss ------------------------------------------------------------------------------------
+constexpr int32_t kIgnoreIndex = -100;
+// Fused softmax cross-entropy. logits (N, V); targets (N) i32 (kIgnoreIndex: no loss);
+// weights (N) optional per-token weights. losses (N) = weight * (lse - logit[target]) (0 where
+// ignored); lse (N) saved for the backward.
+void cross_entropy_forward(const OpContext& ctx, Tensor losses, Tensor lse, Tensor logits,
+                           Tensor targets, Tensor weights);
+// dlogits (N, V) = dloss * weight * (softmax(logits) - onehot(target)); 0 on ignored rows.
+// dlogits may alias logits (computed in place). dloss is one scalar applied to every token
+// (the loss normalisation, e.g. 1 / number of target tokens in the global batch).
+void cross_entropy_backward(const OpContext& ctx, Tensor dlogits, Tensor logits, Tensor lse,
+                            Tensor targets, Tensor weights, double dloss);
+
+// ---- optimizer -------------------------------------------------------------------------------
+struct AdamWArgs {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;  // decoupled: param -= lr * weight_decay * param
+  int64_t step = 1;           // 1-based, for bias correction
+};
+// One AdamW step over a span of parameters (params, grads, m, v: same shape; f32 or f64).
+// Callers pass weight_decay = 0 for spans that must not decay (norms, biases).
+void adamw_update(const OpContext& ctx, Tensor params, Tensor grads, Tensor m, Tensor v,
+                  const AdamWArgs& args);
+// Sum of squares of x, accumulated in double.
+double sum_squares(const OpContext& ctx, Tensor x);
+
+}  // namespace ft::ops

@@ -1,0 +1,46 @@
+// Finite-difference gradient checks in fp64. The pattern: a forward computes outputs from inputs;
+// the scalar loss is sum(output * probe) with a fixed random probe, so dout = probe; the backward's
+// gradient for each input element is compared with (L(x + h) - L(x - h)) / 2h.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/tensor.h"
+
+namespace ft::testing {
+
+// Deterministic random values in [-scale, scale] (never all zeros).
+std::vector<double> random_values(size_t count, uint64_t seed, double scale = 1.0);
+std::vector<float> random_floats(size_t count, uint64_t seed, double scale = 1.0);
+
+inline Tensor view(std::vector<double>& values, Shape shape) {
+  return Tensor(values.data(), DType::f64, shape);
+}
+inline Tensor view(std::vector<float>& values, Shape shape) {
+  return Tensor(values.data(), DType::f32, shape);
+}
+inline Tensor view(std::vector<int32_t>& values, Shape shape) {
+  return Tensor(values.data(), DType::i32, shape);
+}
+
+// Compares analytic[i] with the central difference of `loss` perturbing input[i], for every i
+// (or a deterministic subset of `max_checks` indices when the input is large). Reports the worst
+// element by name. `loss` must read `input` afresh on each call.
+void expect_gradient(const std::string& name, std::vector<double>& input,
+                     const std::vector<double>& analytic, const std::function<double()>& loss,
+                     double step = 1e-6, double tolerance = 1e-6, size_t max_checks = 4096);
+
+// sum(a[i] * b[i]).
+double dot(const std::vector<double>& a, const std::vector<double>& b);
+
+// Relative L2 error ||a - b|| / max(||b||, tiny).
+double relative_l2(const std::vector<double>& a, const std::vector<double>& b);
+
+}  // namespace ft::testing
