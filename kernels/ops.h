@@ -139,4 +139,11 @@ void adamw_update(const OpContext& ctx, Tensor params, Tensor grads, Tensor m, T
 // Sum of squares of x, accumulated in double.
 double sum_squares(const OpContext& ctx, Tensor x);
 
+// ---- reductions for metrics (kernels/metrics_ops.cpp) ---------------------------------------
+// Sum of x, accumulated in double.
+double sum(const OpContext& ctx, Tensor x);
+// Rows of logits (N, V) whose argmax equals targets (N) i32, over rows whose target is not
+// kIgnoreIndex (mean token accuracy's numerator). Ties go to the lowest index.
+int64_t count_correct(const OpContext& ctx, Tensor logits, Tensor targets);
+
 }  // namespace ft::ops

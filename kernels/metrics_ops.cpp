@@ -1,0 +1,59 @@
+// Reductions the training loop reports: the loss sum and the argmax accuracy.
+#include <omp.h>
+
+#include "kernels/dispatch.h"
+#include "kernels/ops.h"
+
+namespace ft::ops {
+namespace {
+
+template <typename T>
+double sum_cpu(const T* x, int64_t count, int threads) {
+  double total = 0.0;
+#pragma omp parallel for reduction(+ : total) num_threads(threads) if (count > 65536)
+  for (int64_t i = 0; i < count; ++i) total += static_cast<double>(x[i]);
+  return total;
+}
+
+template <typename T>
+int64_t count_correct_cpu(const T* logits, const int32_t* targets, int64_t rows, int64_t vocab,
+                          int threads) {
+  int64_t correct = 0;
+#pragma omp parallel for reduction(+ : correct) num_threads(threads) if (rows > 16)
+  for (int64_t row = 0; row < rows; ++row) {
+    if (targets[row] == kIgnoreIndex) continue;
+    const T* logit = logits + row * vocab;
+    int64_t best = 0;
+    for (int64_t j = 1; j < vocab; ++j)
+      if (logit[j] > logit[best]) best = j;
+    correct += best == targets[row];
+  }
+  return correct;
+}
+
+}  // namespace
+
+double sum(const OpContext& ctx, Tensor x) {
+  check_device("sum", ctx, "x", x);
+  if (ctx.device != Device::cpu) unsupported("sum", ctx.device, x.dtype);
+  double total = 0.0;
+  FT_DISPATCH_CPU_FLOAT("sum", x.dtype,
+                        total = sum_cpu(x.ptr<scalar_t>(), x.numel(), ctx.num_threads));
+  return total;
+}
+
+int64_t count_correct(const OpContext& ctx, Tensor logits, Tensor targets) {
+  check_device("count_correct", ctx, "logits", logits);
+  check_device("count_correct", ctx, "targets", targets);
+  check_dtype("count_correct", "targets", targets, DType::i32);
+  FT_CHECK(logits.rank() == 2, "count_correct: logits must be (N, V), got {}", logits.shape.str());
+  check_shape("count_correct", "targets", targets, Shape{logits.dim(0)});
+  if (ctx.device != Device::cpu) unsupported("count_correct", ctx.device, logits.dtype);
+  int64_t correct = 0;
+  FT_DISPATCH_CPU_FLOAT("count_correct", logits.dtype,
+                        correct = count_correct_cpu(logits.ptr<scalar_t>(), targets.ptr<int32_t>(),
+                                                    logits.dim(0), logits.dim(1), ctx.num_threads));
+  return correct;
+}
+
+}  // namespace ft::ops

@@ -1,0 +1,309 @@
+#include "models/transformer.h"
+
+#include <cmath>
+
+#include "models/param_layout.h"
+
+namespace ft {
+
+Transformer::Transformer(const ModelConfig& config, const ParameterStore& params,
+                         int64_t batch_size, int64_t seq_len)
+    : config_(config),
+      batch_(batch_size),
+      seq_len_(seq_len),
+      tokens_(batch_size * seq_len),
+      dtype_(params.dtype()),
+      device_(params.device()) {
+  FT_CHECK(seq_len <= config.max_position_embeddings,
+           "sequence length {} exceeds the model's max_position_embeddings {}", seq_len,
+           config.max_position_embeddings);
+  auto find = [&](const std::string& name) -> Weight {
+    if (name.empty()) return {};
+    const Parameter& p = params.at(name);
+    return {p.value, p.grad};
+  };
+  ModelParamNames names = model_param_names(config);
+  token_embedding_ = find(names.token_embedding);
+  position_embedding_ = find(names.position_embedding);
+  final_norm_weight_ = find(names.final_norm_weight);
+  final_norm_bias_ = find(names.final_norm_bias);
+  lm_head_ = find(names.lm_head);
+  embeddings_trainable_ = !token_embedding_.grad.empty() || !position_embedding_.grad.empty();
+
+  const int64_t q = config.q_dim(), kv = config.kv_dim();
+  lowest_trainable_layer_ = embeddings_trainable_ ? -1 : config.num_layers;
+  for (int64_t layer = 0; layer < config.num_layers; ++layer) {
+    LayerParamNames n = layer_param_names(config, layer);
+    LayerWeights w;
+    w.attn_norm_weight = find(n.attn_norm_weight);
+    w.attn_norm_bias = find(n.attn_norm_bias);
+    if (config.model_type == "gpt2") {
+      // c_attn holds q, k and v as consecutive row blocks.
+      Weight qkv = find(n.q_weight), qkv_bias = find(n.q_bias);
+      w.q_weight = rows(qkv, 0, q);
+      w.k_weight = rows(qkv, q, q + kv);
+      w.v_weight = rows(qkv, q + kv, q + 2 * kv);
+      w.q_bias = rows(qkv_bias, 0, q);
+      w.k_bias = rows(qkv_bias, q, q + kv);
+      w.v_bias = rows(qkv_bias, q + kv, q + 2 * kv);
+    } else {
+      w.q_weight = find(n.q_weight);
+      w.k_weight = find(n.k_weight);
+      w.v_weight = find(n.v_weight);
+      w.q_bias = find(n.q_bias);
+      w.k_bias = find(n.k_bias);
+      w.v_bias = find(n.v_bias);
+    }
+    w.o_weight = find(n.o_weight);
+    w.o_bias = find(n.o_bias);
+    w.mlp_norm_weight = find(n.mlp_norm_weight);
+    w.mlp_norm_bias = find(n.mlp_norm_bias);
+    w.gate_weight = find(n.gate_weight);
+    w.up_weight = find(n.up_weight);
+    w.up_bias = find(n.up_bias);
+    w.down_weight = find(n.down_weight);
+    w.down_bias = find(n.down_bias);
+    bool trainable = false;
+    for (const Weight* part :
+         {&w.attn_norm_weight, &w.attn_norm_bias, &w.q_weight, &w.k_weight, &w.v_weight,
+          &w.q_bias, &w.k_bias, &w.v_bias, &w.o_weight, &w.o_bias, &w.mlp_norm_weight,
+          &w.mlp_norm_bias, &w.gate_weight, &w.up_weight, &w.up_bias, &w.down_weight,
+          &w.down_bias})
+      trainable |= !part->grad.empty();
+    if (trainable && layer < lowest_trainable_layer_) lowest_trainable_layer_ = layer;
+    layers_.push_back(w);
+  }
+
+  if (config.positions == PositionKind::rope) {
+    const int64_t half = config.head_dim / 2;
+    const int64_t count = config.max_position_embeddings * half;
+    rope_tables_ = Buffer(device_, 2 * count * dtype_size(dtype_));
+    rope_cos_ = rope_tables_.view(dtype_, Shape{config.max_position_embeddings, half});
+    rope_sin_ = rope_tables_.view(dtype_, Shape{config.max_position_embeddings, half},
+                                  count * dtype_size(dtype_));
+    OpContext ctx;
+    ctx.device = device_;
+    ops::rope_build_tables(ctx, rope_cos_, rope_sin_, config.rope_theta, config.rope_scaling);
+  }
+}
+
+Transformer::Weight Transformer::rows(const Weight& whole, int64_t begin, int64_t end) const {
+  Weight part;
+  if (!whole.value.empty()) part.value = whole.value.slice(begin, end);
+  if (!whole.grad.empty()) part.grad = whole.grad.slice(begin, end);
+  return part;
+}
+
+void Transformer::bind_activations(Arena& arena) {
+  const int64_t N = tokens_, C = config_.hidden_size, F = config_.intermediate_size;
+  const int64_t q = config_.q_dim(), kv = config_.kv_dim(), V = config_.vocab_size;
+  const bool layernorm = config_.norm == NormKind::layernorm;
+  const bool swiglu = config_.mlp == MlpKind::swiglu;
+  auto take = [&](Shape shape, const char* what) { return arena.take(dtype_, shape, what); };
+  acts_.assign(config_.num_layers, {});
+  for (LayerActivations& a : acts_) {
+    a.residual_in = take({N, C}, "residual");
+    a.attn_norm = take({N, C}, "attention norm");
+    if (layernorm) a.attn_norm_mean = take({N}, "norm mean");
+    a.attn_norm_rstd = take({N}, "norm rstd");
+    a.q = take({N, q}, "q");
+    a.k = take({N, kv}, "k");
+    a.v = take({N, kv}, "v");
+    a.attn = take({N, q}, "attention output");
+    a.attn_lse = take({batch_, config_.num_heads, seq_len_}, "attention lse");
+    a.residual_mid = take({N, C}, "residual");
+    a.mlp_norm = take({N, C}, "mlp norm");
+    if (layernorm) a.mlp_norm_mean = take({N}, "norm mean");
+    a.mlp_norm_rstd = take({N}, "norm rstd");
+    if (swiglu) a.gate = take({N, F}, "mlp gate");
+    a.up = take({N, F}, "mlp up");
+    a.act = take({N, F}, "mlp activation");
+  }
+  final_residual_ = take({N, C}, "residual");
+  final_norm_ = take({N, C}, "final norm");
+  if (layernorm) final_norm_mean_ = take({N}, "norm mean");
+  final_norm_rstd_ = take({N}, "norm rstd");
+  logits_ = take({N, V}, "logits");
+  token_losses_ = take({N}, "token losses");
+  token_lse_ = take({N}, "logits lse");
+  scratch_ = take({N, C}, "scratch");
+  grads_.residual = take({N, C}, "residual gradient");
+  grads_.normed = take({N, C}, "norm gradient");
+  grads_.scratch = take({N, C}, "scratch gradient");
+  grads_.q = take({N, q}, "q gradient");
+  grads_.k = take({N, kv}, "k gradient");
+  grads_.v = take({N, kv}, "v gradient");
+  grads_.attn = take({N, q}, "attention gradient");
+  if (swiglu) grads_.gate = take({N, F}, "gate gradient");
+  grads_.up = take({N, F}, "up gradient");
+  grads_.act = take({N, F}, "activation gradient");
+}
+
+size_t Transformer::workspace_bytes(const OpContext& ctx) const {
+  return ops::attention_workspace_bytes(ctx, dtype_, batch_, seq_len_, config_.num_heads,
+                                        config_.num_kv_heads, config_.head_dim, 0);
+}
+
+Tensor Transformer::as_heads(Tensor x, int64_t heads) const {
+  return x.reshape({batch_, seq_len_, heads, config_.head_dim});
+}
+
+void Transformer::norm_forward(const OpContext& ctx, Tensor out, Tensor mean, Tensor rstd, Tensor x,
+                               const Weight& weight, const Weight& bias) const {
+  if (config_.norm == NormKind::rmsnorm) {
+    ops::rmsnorm_forward(ctx, out, rstd, x, weight.value, config_.norm_eps);
+  } else {
+    ops::layernorm_forward(ctx, out, mean, rstd, x, weight.value, bias.value, config_.norm_eps);
+  }
+}
+
+void Transformer::norm_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor x,
+                                const Weight& weight, const Weight& bias, Tensor mean,
+                                Tensor rstd) const {
+  if (config_.norm == NormKind::rmsnorm) {
+    ops::rmsnorm_backward(ctx, dx, weight.grad, dout, x, weight.value, rstd);
+  } else {
+    ops::layernorm_backward(ctx, dx, weight.grad, bias.grad, dout, x, weight.value, mean, rstd);
+  }
+}
+
+ForwardResult Transformer::forward(const OpContext& ctx, const ModelInputs& in) {
+  FT_CHECK(in.input_ids.numel() == tokens_ && in.targets.numel() == tokens_ &&
+               in.positions.numel() == tokens_,
+           "model inputs must hold {} x {} tokens", batch_, seq_len_);
+  Tensor residual = acts_.empty() ? final_residual_ : acts_[0].residual_in;
+  ops::embedding_forward(ctx, residual, in.input_ids, token_embedding_.value);
+  if (config_.positions == PositionKind::learned) {
+    ops::embedding_forward(ctx, scratch_, in.positions, position_embedding_.value);
+    ops::add(ctx, residual, residual, scratch_);
+  }
+  for (int64_t layer = 0; layer < config_.num_layers; ++layer) layer_forward(ctx, layer, in);
+  norm_forward(ctx, final_norm_, final_norm_mean_, final_norm_rstd_, final_residual_,
+               final_norm_weight_, final_norm_bias_);
+  ops::linear_forward(ctx, logits_, final_norm_, lm_head_.value, Tensor());
+  ForwardResult result;
+  result.correct = ops::count_correct(ctx, logits_, in.targets);
+  ops::cross_entropy_forward(ctx, token_losses_, token_lse_, logits_, in.targets, Tensor());
+  result.loss_sum = ops::sum(ctx, token_losses_);
+  return result;
+}
+
+void Transformer::layer_forward(const OpContext& ctx, int64_t layer, const ModelInputs& in) {
+  const LayerWeights& w = layers_[layer];
+  LayerActivations& a = acts_[layer];
+  Tensor residual_out =
+      layer + 1 < config_.num_layers ? acts_[layer + 1].residual_in : final_residual_;
+  const int64_t N = tokens_, D = config_.head_dim;
+  const int64_t Hq = config_.num_heads, Hkv = config_.num_kv_heads;
+
+  norm_forward(ctx, a.attn_norm, a.attn_norm_mean, a.attn_norm_rstd, a.residual_in,
+               w.attn_norm_weight, w.attn_norm_bias);
+  ops::linear_forward(ctx, a.q, a.attn_norm, w.q_weight.value, w.q_bias.value);
+  ops::linear_forward(ctx, a.k, a.attn_norm, w.k_weight.value, w.k_bias.value);
+  ops::linear_forward(ctx, a.v, a.attn_norm, w.v_weight.value, w.v_bias.value);
+  if (config_.positions == PositionKind::rope) {
+    ops::rope_forward(ctx, a.q.reshape({N, Hq, D}), in.positions, rope_cos_, rope_sin_);
+    ops::rope_forward(ctx, a.k.reshape({N, Hkv, D}), in.positions, rope_cos_, rope_sin_);
+  }
+  ops::attention_forward(ctx, as_heads(a.attn, Hq), a.attn_lse, as_heads(a.q, Hq),
+                         as_heads(a.k, Hkv), as_heads(a.v, Hkv), Tensor(), Tensor(),
+                         in.segment_ids, ops::AttentionArgs{});
+  ops::linear_forward(ctx, scratch_, a.attn, w.o_weight.value, w.o_bias.value);
+  ops::add(ctx, a.residual_mid, a.residual_in, scratch_);
+
+  norm_forward(ctx, a.mlp_norm, a.mlp_norm_mean, a.mlp_norm_rstd, a.residual_mid,
+               w.mlp_norm_weight, w.mlp_norm_bias);
+  if (config_.mlp == MlpKind::swiglu) {
+    ops::linear_forward(ctx, a.gate, a.mlp_norm, w.gate_weight.value, Tensor());
+    ops::linear_forward(ctx, a.up, a.mlp_norm, w.up_weight.value, Tensor());
+    ops::swiglu_forward(ctx, a.act, a.gate, a.up);
+  } else {
+    ops::linear_forward(ctx, a.up, a.mlp_norm, w.up_weight.value, w.up_bias.value);
+    ops::gelu_forward(ctx, a.act, a.up);
+  }
+  ops::linear_forward(ctx, scratch_, a.act, w.down_weight.value, w.down_bias.value);
+  ops::add(ctx, residual_out, a.residual_mid, scratch_);
+}
+
+void Transformer::backward(const OpContext& ctx, const ModelInputs& in, double dloss) {
+  // The logits buffer becomes dlogits in place.
+  ops::cross_entropy_backward(ctx, logits_, logits_, token_lse_, in.targets, Tensor(), dloss);
+  const bool descend = lowest_trainable_layer_ < config_.num_layers;
+  const bool final_norm_trains = !final_norm_weight_.grad.empty() || !final_norm_bias_.grad.empty();
+  const bool head_input_grad = descend || final_norm_trains;
+  ops::linear_backward(ctx, head_input_grad ? grads_.normed : Tensor(), lm_head_.grad, Tensor(),
+                       logits_, final_norm_, lm_head_.value);
+  if (!head_input_grad) return;
+  norm_backward(ctx, grads_.residual, grads_.normed, final_residual_, final_norm_weight_,
+                final_norm_bias_, final_norm_mean_, final_norm_rstd_);
+  if (!descend) return;
+  for (int64_t layer = config_.num_layers - 1; layer >= std::max<int64_t>(lowest_trainable_layer_, 0);
+       --layer)
+    layer_backward(ctx, layer, in);
+  if (embeddings_trainable_) {
+    if (!token_embedding_.grad.empty())
+      ops::embedding_backward(ctx, token_embedding_.grad, in.input_ids, grads_.residual);
+    if (!position_embedding_.grad.empty())
+      ops::embedding_backward(ctx, position_embedding_.grad, in.positions, grads_.residual);
+  }
+}
+
+void Transformer::layer_backward(const OpContext& ctx, int64_t layer, const ModelInputs& in) {
+  const LayerWeights& w = layers_[layer];
+  LayerActivations& a = acts_[layer];
+  Gradients& g = grads_;
+  const int64_t N = tokens_, D = config_.head_dim;
+  const int64_t Hq = config_.num_heads, Hkv = config_.num_kv_heads;
+  // Below the lowest trainable layer nothing needs this layer's input gradient; the q/k/v input
+  // gradient is still needed there when the attention norm itself trains.
+  const bool below_needs_grad = layer > lowest_trainable_layer_;
+  const bool attn_norm_trains = !w.attn_norm_weight.grad.empty() || !w.attn_norm_bias.grad.empty();
+  const bool needs_input_grad = below_needs_grad || attn_norm_trains;
+
+  // g.residual holds dL/d(residual_out). MLP branch:
+  ops::linear_backward(ctx, g.act, w.down_weight.grad, w.down_bias.grad, g.residual, a.act,
+                       w.down_weight.value);
+  if (config_.mlp == MlpKind::swiglu) {
+    ops::swiglu_backward(ctx, g.gate, g.up, g.act, a.gate, a.up);
+    ops::linear_backward(ctx, g.normed, w.gate_weight.grad, Tensor(), g.gate, a.mlp_norm,
+                         w.gate_weight.value);
+    ops::linear_backward(ctx, g.scratch, w.up_weight.grad, Tensor(), g.up, a.mlp_norm,
+                         w.up_weight.value);
+    ops::add(ctx, g.normed, g.normed, g.scratch);
+  } else {
+    ops::gelu_backward(ctx, g.up, g.act, a.up);
+    ops::linear_backward(ctx, g.normed, w.up_weight.grad, w.up_bias.grad, g.up, a.mlp_norm,
+                         w.up_weight.value);
+  }
+  norm_backward(ctx, g.scratch, g.normed, a.residual_mid, w.mlp_norm_weight, w.mlp_norm_bias,
+                a.mlp_norm_mean, a.mlp_norm_rstd);
+  ops::add(ctx, g.residual, g.residual, g.scratch);  // now dL/d(residual_mid)
+
+  // Attention branch.
+  ops::linear_backward(ctx, g.attn, w.o_weight.grad, w.o_bias.grad, g.residual, a.attn,
+                       w.o_weight.value);
+  ops::attention_backward(ctx, as_heads(g.q, Hq), as_heads(g.k, Hkv), as_heads(g.v, Hkv), Tensor(),
+                          Tensor(), as_heads(g.attn, Hq), as_heads(a.attn, Hq), a.attn_lse,
+                          as_heads(a.q, Hq), as_heads(a.k, Hkv), as_heads(a.v, Hkv), Tensor(),
+                          Tensor(), in.segment_ids, ops::AttentionArgs{});
+  if (config_.positions == PositionKind::rope) {
+    ops::rope_backward(ctx, g.q.reshape({N, Hq, D}), in.positions, rope_cos_, rope_sin_);
+    ops::rope_backward(ctx, g.k.reshape({N, Hkv, D}), in.positions, rope_cos_, rope_sin_);
+  }
+  Tensor dnormed = needs_input_grad ? g.normed : Tensor();
+  Tensor dscratch = needs_input_grad ? g.scratch : Tensor();
+  ops::linear_backward(ctx, dnormed, w.q_weight.grad, w.q_bias.grad, g.q, a.attn_norm,
+                       w.q_weight.value);
+  ops::linear_backward(ctx, dscratch, w.k_weight.grad, w.k_bias.grad, g.k, a.attn_norm,
+                       w.k_weight.value);
+  if (needs_input_grad) ops::add(ctx, g.normed, g.normed, g.scratch);
+  ops::linear_backward(ctx, dscratch, w.v_weight.grad, w.v_bias.grad, g.v, a.attn_norm,
+                       w.v_weight.value);
+  if (!needs_input_grad) return;
+  ops::add(ctx, g.normed, g.normed, g.scratch);
+  norm_backward(ctx, g.scratch, g.normed, a.residual_in, w.attn_norm_weight, w.attn_norm_bias,
+                a.attn_norm_mean, a.attn_norm_rstd);
+  if (below_needs_grad) ops::add(ctx, g.residual, g.residual, g.scratch);  // dL/d(residual_in)
+}
+
+}  // namespace ft

@@ -1,0 +1,109 @@
+// The decoder-only transformer: explicit forward and backward over flat parameters and a planned
+// activation arena. One class covers Llama, Mistral, Qwen2 and GPT-2; the ModelConfig picks the
+// norm, positions, MLP and biases.
+//
+// Gradients: parameter gradients accumulate into the ParameterStore's gradient buffer (so
+// micro-batches add up); frozen parameters have none and their weight-gradient products are
+// skipped; the backward stops descending below the lowest layer that holds a trainable parameter.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/ops.h"
+#include "models/model_config.h"
+#include "runtime/buffer.h"
+#include "runtime/parameters.h"
+
+namespace ft {
+
+// One micro-batch, (B, T) row-major, as i32 tensors on the model's device.
+struct ModelInputs {
+  Tensor input_ids;    // (B*T)
+  Tensor positions;    // (B*T)
+  Tensor targets;      // (B*T), ops::kIgnoreIndex where no loss
+  Tensor segment_ids;  // (B, T), optional (packed sequences)
+};
+
+struct ForwardResult {
+  double loss_sum = 0.0;   // sum of per-token losses over the micro-batch's targets
+  int64_t correct = 0;     // targets equal to the logits' argmax
+};
+
+class Transformer {
+ public:
+  Transformer(const ModelConfig& config, const ParameterStore& params, int64_t batch_size,
+              int64_t seq_len);
+
+  // Takes every activation from `arena`. Call once with Arena::measuring() to learn the size,
+  // then with a real arena of at least that size.
+  void bind_activations(Arena& arena);
+  // Scratch bytes the ops need in OpContext::workspace.
+  size_t workspace_bytes(const OpContext& ctx) const;
+
+  ForwardResult forward(const OpContext& ctx, const ModelInputs& inputs);
+  // dloss: the derivative of the optimized loss with respect to each token's loss (e.g. 1 / the
+  // number of target tokens in the global batch). Requires the forward of the same inputs.
+  void backward(const OpContext& ctx, const ModelInputs& inputs, double dloss);
+
+  const ModelConfig& config() const { return config_; }
+  int64_t batch_size() const { return batch_; }
+  int64_t seq_len() const { return seq_len_; }
+  // Index of the lowest layer the backward visits (-1: down to the embeddings).
+  int64_t lowest_backward_layer() const { return lowest_trainable_layer_; }
+
+ private:
+  // A parameter and its gradient (empty when frozen or absent).
+  struct Weight {
+    Tensor value;
+    Tensor grad;
+  };
+  struct LayerWeights {
+    Weight attn_norm_weight, attn_norm_bias;
+    Weight q_weight, k_weight, v_weight, q_bias, k_bias, v_bias;
+    Weight o_weight, o_bias;
+    Weight mlp_norm_weight, mlp_norm_bias;
+    Weight gate_weight, up_weight, up_bias, down_weight, down_bias;
+  };
+  struct LayerActivations {
+    Tensor residual_in;                            // (N, C) the layer's input
+    Tensor attn_norm, attn_norm_mean, attn_norm_rstd;
+    Tensor q, k, v;                                // (N, Hq*D), (N, Hkv*D) after RoPE
+    Tensor attn, attn_lse;                         // (N, Hq*D), (B, Hq, T)
+    Tensor residual_mid;                           // (N, C) after the attention residual
+    Tensor mlp_norm, mlp_norm_mean, mlp_norm_rstd;
+    Tensor gate, up, act;                          // (N, F); GELU MLPs use up (c_fc) and act
+  };
+  struct Gradients {                               // shared by all layers
+    Tensor residual, normed, scratch;              // (N, C)
+    Tensor q, k, v, attn;                          // (N, Hq*D), (N, Hkv*D)
+    Tensor gate, up, act;                          // (N, F)
+  };
+
+  Weight rows(const Weight& whole, int64_t begin, int64_t end) const;
+  void norm_forward(const OpContext& ctx, Tensor out, Tensor mean, Tensor rstd, Tensor x,
+                    const Weight& weight, const Weight& bias) const;
+  void norm_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor x, const Weight& weight,
+                     const Weight& bias, Tensor mean, Tensor rstd) const;
+  void layer_forward(const OpContext& ctx, int64_t layer, const ModelInputs& inputs);
+  void layer_backward(const OpContext& ctx, int64_t layer, const ModelInputs& inputs);
+  Tensor as_heads(Tensor x, int64_t heads) const;  // (N, H*D) -> (B, T, H, D)
+
+  ModelConfig config_;
+  int64_t batch_, seq_len_, tokens_;
+  DType dtype_;
+  Device device_;
+  Weight token_embedding_, position_embedding_, final_norm_weight_, final_norm_bias_, lm_head_;
+  std::vector<LayerWeights> layers_;
+  int64_t lowest_trainable_layer_ = -1;
+  bool embeddings_trainable_ = true;
+
+  Buffer rope_tables_;
+  Tensor rope_cos_, rope_sin_;
+  std::vector<LayerActivations> acts_;
+  Tensor final_residual_, final_norm_, final_norm_mean_, final_norm_rstd_;
+  Tensor logits_, token_losses_, token_lse_, scratch_;
+  Gradients grads_;
+};
+
+}  // namespace ft

@@ -1,0 +1,131 @@
+// Range and choice checks on a parsed config, run before any training so that a bad value is
+// reported with its field path and what is expected. All problems are reported at once.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "runtime/config/config.h"
+#include "runtime/error.h"
+
+namespace ft::config {
+
+namespace {
+
+class Checker {
+ public:
+  // A number that must satisfy `ok`; `expected` reads "expected <expected>".
+  template <typename Number>
+  void number(const char* path, Number value, bool ok, const char* expected) {
+    if constexpr (std::is_floating_point_v<Number>) ok = ok && std::isfinite(value);
+    if (!ok) add(fmt::format("config field {} = {}: expected {}", path, value, expected));
+  }
+
+  void choice(const char* path, const std::string& value,
+              std::initializer_list<const char*> choices) {
+    for (const char* candidate : choices) {
+      if (value == candidate) return;
+    }
+    add(fmt::format("config field {} = '{}': expected one of {}", path, value,
+                    fmt::join(choices, ", ")));
+  }
+
+  void non_empty(const char* path, const std::string& value, const char* what) {
+    if (value.empty()) add(fmt::format("config field {} is empty: expected {}", path, what));
+  }
+
+  void add(std::string problem) { problems_.push_back(std::move(problem)); }
+
+  void throw_if_any() const {
+    if (problems_.empty()) return;
+    if (problems_.size() == 1) throw ft::Error(problems_.front());
+    throw ft::Error(fmt::format("{} invalid config fields:\n  {}", problems_.size(),
+                                fmt::join(problems_, "\n  ")));
+  }
+
+ private:
+  std::vector<std::string> problems_;
+};
+
+void check_model(const ModelConfig& model, Checker& check) {
+  const bool has_preset = !model.preset().empty();
+  const bool has_hf_config = !model.hf_config().empty();
+  const char* expected =
+      "set exactly one of model.preset (a built-in model name) and model.hf_config (a path to a "
+      "Hugging Face config.json)";
+  if (!has_preset && !has_hf_config) {
+    check.add(fmt::format("config field model: {}; neither is set", expected));
+  } else if (has_preset && has_hf_config) {
+    check.add(
+        fmt::format("config field model: {}; both are set (model.preset = '{}', "
+                    "model.hf_config = '{}')",
+                    expected, model.preset(), model.hf_config()));
+  }
+  check.number("model.max_position_embeddings", model.max_position_embeddings(),
+               model.max_position_embeddings() >= 0, "an integer >= 0 (0: keep the model's)");
+}
+
+void check_data(const DataConfig& data, Checker& check) {
+  check.non_empty("data.train_file", data.train_file(), "the path of the training data");
+  check.choice("data.format", data.format(), {"auto", "chat", "text"});
+  check.number("data.seq_len", data.seq_len(), data.seq_len() > 0, "a positive integer");
+  check.choice("data.too_long", data.too_long(), {"truncate", "drop"});
+}
+
+void check_optim(const OptimConfig& optim, Checker& check) {
+  check.number("optim.lr", optim.lr(), optim.lr() > 0, "a positive number");
+  check.choice("optim.schedule", optim.schedule(), {"cosine", "linear", "constant"});
+  check.number("optim.min_lr_ratio", optim.min_lr_ratio(),
+               optim.min_lr_ratio() >= 0 && optim.min_lr_ratio() <= 1, "a number in [0, 1]");
+  check.number("optim.warmup_steps", optim.warmup_steps(), optim.warmup_steps() >= 0,
+               "an integer >= 0");
+  check.number("optim.weight_decay", optim.weight_decay(), optim.weight_decay() >= 0,
+               "a number >= 0");
+  check.number("optim.beta1", optim.beta1(), optim.beta1() >= 0 && optim.beta1() < 1,
+               "a number in [0, 1)");
+  check.number("optim.beta2", optim.beta2(), optim.beta2() >= 0 && optim.beta2() < 1,
+               "a number in [0, 1)");
+  check.number("optim.eps", optim.eps(), optim.eps() > 0, "a positive number");
+  check.number("optim.grad_clip", optim.grad_clip(), optim.grad_clip() >= 0,
+               "a number >= 0 (0: no clipping)");
+}
+
+void check_train(const TrainConfig& train, Checker& check) {
+  check.number("train.micro_batch_size", train.micro_batch_size(), train.micro_batch_size() >= 1,
+               "an integer >= 1");
+  check.number("train.grad_accum_steps", train.grad_accum_steps(), train.grad_accum_steps() >= 1,
+               "an integer >= 1");
+  check.number("train.epochs", train.epochs(), train.epochs() >= 1, "an integer >= 1");
+  check.number("train.max_steps", train.max_steps(), train.max_steps() >= 0,
+               "an integer >= 0 (0: derived from epochs)");
+  check.number("train.eval_every", train.eval_every(), train.eval_every() >= 0,
+               "an integer >= 0 (0: only at the end)");
+  check.number("train.eval_batches", train.eval_batches(), train.eval_batches() >= 0,
+               "an integer >= 0 (0: the whole validation set)");
+  check.number("train.log_every", train.log_every(), train.log_every() >= 1, "an integer >= 1");
+}
+
+}  // namespace
+
+void validate(const RunConfig& config) {
+  Checker check;
+  check_model(config.model(), check);
+  check_data(config.data(), check);
+  check_optim(config.optim(), check);
+  check_train(config.train(), check);
+  check.number("checkpoint.save_every", config.checkpoint().save_every(),
+               config.checkpoint().save_every() >= 0, "an integer >= 0 (0: only at the end)");
+  check.number("checkpoint.keep_last", config.checkpoint().keep_last(),
+               config.checkpoint().keep_last() >= 1, "an integer >= 1");
+  check.number("parallel.tp", config.parallel().tp(), config.parallel().tp() >= 1,
+               "an integer >= 1");
+  check.choice("device", config.device(), {"auto", "cpu", "cuda"});
+  check.choice("dtype", config.dtype(), {"fp32", "fp64"});
+  check.number("threads", config.threads(), config.threads() >= 0,
+               "an integer >= 0 (0: all cores)");
+  check.throw_if_any();
+}
+
+}  // namespace ft::config

@@ -1,0 +1,66 @@
+// Flat parameter memory. Trainable parameters live in one contiguous buffer, frozen ones in
+// another; gradients and the two AdamW moments exist only for the trainable buffer and share its
+// layout, so all-reduce, clipping and the optimizer each run over one span.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/context.h"
+#include "models/param_layout.h"
+#include "runtime/buffer.h"
+
+namespace ft {
+
+struct Parameter {
+  ParamSpec spec;
+  Tensor value;
+  Tensor grad;    // empty when frozen
+  Tensor adam_m;  // empty when frozen
+  Tensor adam_v;  // empty when frozen
+  int64_t offset = 0;  // element offset in its flat buffer (trainable or frozen)
+};
+
+class ParameterStore {
+ public:
+  ParameterStore(std::vector<ParamSpec> specs, DType dtype, Device device);
+
+  // Seeded initialization: each parameter draws from its own stream (seed, index in the table),
+  // so adding a parameter does not change the others' values.
+  void initialize(uint64_t seed);
+
+  bool contains(const std::string& name) const { return index_.count(name) != 0; }
+  const Parameter& at(const std::string& name) const;
+  const std::vector<Parameter>& all() const { return params_; }
+
+  DType dtype() const { return dtype_; }
+  Device device() const { return device_; }
+  int64_t trainable_count() const { return trainable_count_; }
+  int64_t frozen_count() const { return frozen_count_; }
+  // Flat views over every trainable parameter / its gradient / its moments.
+  Tensor trainable_values() const { return flat(trainable_); }
+  Tensor trainable_grads() const { return flat(grads_); }
+  Tensor adam_m() const { return flat(m_); }
+  Tensor adam_v() const { return flat(v_); }
+  Tensor frozen_values() const { return flat(frozen_); }
+
+  void zero_grads(const OpContext& ctx) const;
+  // Bytes held, per category, for the start-up memory report.
+  size_t weight_bytes() const { return trainable_.bytes() + frozen_.bytes(); }
+  size_t gradient_bytes() const { return grads_.bytes(); }
+  size_t optimizer_bytes() const { return m_.bytes() + v_.bytes(); }
+
+ private:
+  Tensor flat(const Buffer& buffer) const;
+  DType dtype_;
+  Device device_;
+  std::vector<Parameter> params_;
+  std::unordered_map<std::string, size_t> index_;
+  int64_t trainable_count_ = 0;
+  int64_t frozen_count_ = 0;
+  Buffer trainable_, frozen_, grads_, m_, v_;
+};
+
+}  // namespace ft

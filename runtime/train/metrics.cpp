@@ -1,0 +1,91 @@
+#include "runtime/train/metrics.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "runtime/error.h"
+
+namespace ft {
+
+MetricsLog::MetricsLog(const std::string& dir, bool append) {
+  std::filesystem::create_directories(dir);
+  auto mode = append ? std::ios::app : std::ios::trunc;
+  std::string jsonl_path = dir + "/metrics.jsonl", csv_path = dir + "/results.csv";
+  bool csv_existed = std::filesystem::exists(csv_path) && append;
+  jsonl_.open(jsonl_path, std::ios::out | mode);
+  csv_.open(csv_path, std::ios::out | mode);
+  if (!jsonl_ || !csv_) fail("cannot write metrics to {}", dir);
+  if (!csv_existed)
+    csv_ << "step,train_loss,train_mean_token_accuracy,valid_loss,valid_mean_token_accuracy\n";
+}
+
+void MetricsLog::log_step(const StepMetrics& m, const std::optional<EvalMetrics>& eval) {
+  nlohmann::json line = {{"step", m.step},
+                         {"epoch", m.epoch},
+                         {"loss", m.loss},
+                         {"accuracy", m.accuracy},
+                         {"lr", m.lr},
+                         {"grad_norm", m.grad_norm},
+                         {"step_tokens", m.step_tokens},
+                         {"trained_tokens", m.trained_tokens},
+                         {"tokens_per_second", m.tokens_per_second},
+                         {"gflops_per_second", m.gflops_per_second},
+                         {"elapsed_seconds", m.elapsed_seconds}};
+  jsonl_ << line.dump() << '\n';
+  csv_ << m.step << ',' << fmt::format("{}", m.loss) << ',' << fmt::format("{}", m.accuracy) << ',';
+  if (eval) csv_ << fmt::format("{},{}", eval->loss, eval->accuracy);
+  else csv_ << ',';
+  csv_ << '\n';
+  jsonl_.flush();
+  csv_.flush();
+}
+
+void MetricsLog::log_eval(const EvalMetrics& m) {
+  nlohmann::json line = {{"step", m.step},
+                         {"valid_loss", m.loss},
+                         {"valid_accuracy", m.accuracy},
+                         {"valid_tokens", m.tokens}};
+  jsonl_ << line.dump() << '\n';
+  jsonl_.flush();
+}
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  if (seconds < 60) return fmt::format("{:.1f}s", seconds);
+  int64_t total = static_cast<int64_t>(seconds + 0.5);
+  if (total < 3600) return fmt::format("{}m{:02}s", total / 60, total % 60);
+  return fmt::format("{}h{:02}m", total / 3600, (total % 3600) / 60);
+}
+
+std::string format_count(int64_t value) {
+  std::string digits = std::to_string(value < 0 ? -value : value), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return value < 0 ? "-" + out : out;
+}
+
+std::string format_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  while (bytes >= 1024 && unit < 4) {
+    bytes /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? fmt::format("{:.0f} B", bytes) : fmt::format("{:.1f} {}", bytes, units[unit]);
+}
+
+std::string format_progress(const StepMetrics& m) {
+  return fmt::format(
+      "step {}/{} | epoch {} | loss {:.4f} | acc {:.3f} | lr {:.2e} | gnorm {:.3f} | {} tok/s | "
+      "{:.1f} GFLOP/s | trained {} tok | ETA {}",
+      m.step, m.total_steps, m.epoch + 1, m.loss, m.accuracy, m.lr, m.grad_norm,
+      format_count(static_cast<int64_t>(m.tokens_per_second)), m.gflops_per_second,
+      format_count(m.trained_tokens), format_duration(m.eta_seconds));
+}
+
+}  // namespace ft

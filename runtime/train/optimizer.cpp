@@ -1,0 +1,33 @@
+#include "runtime/train/optimizer.h"
+
+#include <cmath>
+
+#include "kernels/ops.h"
+
+namespace ft {
+
+double AdamW::clip_gradients(const OpContext& ctx) const {
+  if (params_.trainable_count() == 0) return 0.0;
+  Tensor grads = params_.trainable_grads();
+  const double norm = std::sqrt(ops::sum_squares(ctx, grads));
+  if (config_.grad_clip > 0.0 && norm > config_.grad_clip && std::isfinite(norm)) {
+    ops::scale(ctx, grads, config_.grad_clip / norm);
+  }
+  return norm;
+}
+
+void AdamW::update(const OpContext& ctx, double lr, int64_t step) const {
+  ops::AdamWArgs args;
+  args.lr = lr;
+  args.beta1 = config_.beta1;
+  args.beta2 = config_.beta2;
+  args.eps = config_.eps;
+  args.step = step;
+  for (const Parameter& param : params_.all()) {
+    if (!param.spec.trainable) continue;
+    args.weight_decay = param.spec.decay ? config_.weight_decay : 0.0;
+    ops::adamw_update(ctx, param.value, param.grad, param.adam_m, param.adam_v, args);
+  }
+}
+
+}  // namespace ft

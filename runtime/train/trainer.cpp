@@ -1,0 +1,329 @@
+#include "runtime/train/trainer.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "models/param_layout.h"
+#include "runtime/checkpoint/hdf5_checkpoint.h"
+#include "runtime/config/config.h"
+#include "runtime/device.h"
+
+namespace ft {
+namespace {
+
+int resolve_threads(int requested) {
+  if (requested > 0) return requested;
+  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
+    int value = std::atoi(env);
+    if (value > 0) return value;
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+ModelConfig resolve_model_config(const config::ModelConfig& model) {
+  ModelConfig result = model.has_hf_config() && !model.hf_config().empty()
+                           ? model_config_from_hf(model.hf_config())
+                           : model_config_preset(model.preset());
+  if (model.max_position_embeddings() > 0)
+    result.max_position_embeddings = model.max_position_embeddings();
+  return result;
+}
+
+std::string resolve_format(const std::string& format, const std::string& path) {
+  if (format != "auto") return format;
+  return std::filesystem::path(path).extension() == ".jsonl" ? "chat" : "text";
+}
+
+}  // namespace
+
+Trainer::Trainer(TrainerOptions options)
+    : options_(std::move(options)),
+      config_(options_.config),
+      log_(options_.log ? *options_.log : std::cout) {
+  config::validate(config_);
+  ctx_.device = select_device(config_.device());
+  ctx_.num_threads = resolve_threads(config_.threads());
+  ctx_.counters = &counters_;
+  omp_set_num_threads(ctx_.num_threads);
+  openblas_set_num_threads(ctx_.num_threads);
+  if (config_.parallel().tp() != 1)
+    fail("parallel.tp = {}: tensor parallelism is not available yet (expected 1)",
+         config_.parallel().tp());
+  comm_ = std::make_unique<SingleProcessCommunicator>();
+
+  model_config_ = resolve_model_config(config_.model());
+  const int seq_len = config_.data().seq_len();
+  if (seq_len > model_config_.max_position_embeddings)
+    fail("data.seq_len = {} exceeds the model's max_position_embeddings {}", seq_len,
+         model_config_.max_position_embeddings);
+
+  tokenizer_ = std::make_unique<data::ByteTokenizer>();
+  if (tokenizer_->vocab_size() > model_config_.vocab_size)
+    fail("model {}: vocab_size {} is smaller than the tokenizer's {} ids", model_config_.name,
+         model_config_.vocab_size, tokenizer_->vocab_size());
+  const std::string& too_long = config_.data().too_long();
+  train_sequences_ =
+      data::load_sequences(config_.data().train_file(),
+                           resolve_format(config_.data().format(), config_.data().train_file()),
+                           *tokenizer_, seq_len, too_long, &train_report_);
+  if (!config_.data().valid_file().empty()) {
+    valid_sequences_ =
+        data::load_sequences(config_.data().valid_file(),
+                             resolve_format(config_.data().format(), config_.data().valid_file()),
+                             *tokenizer_, seq_len, too_long, &valid_report_);
+  }
+  const uint64_t seed = config_.seed();
+  train_loader_ = std::make_unique<data::BatchLoader>(
+      train_sequences_, seq_len, tokenizer_->eos_id(), seed, config_.data().shuffle());
+  if (!valid_sequences_.empty())
+    valid_loader_ = std::make_unique<data::BatchLoader>(valid_sequences_, seq_len,
+                                                        tokenizer_->eos_id(), seed, false);
+
+  const int64_t global_batch = static_cast<int64_t>(config_.train().micro_batch_size()) *
+                               config_.train().grad_accum_steps() * comm_->size();
+  total_steps_ = config_.train().max_steps() > 0
+                     ? config_.train().max_steps()
+                     : (config_.train().epochs() * train_loader_->size() + global_batch - 1) /
+                           global_batch;
+
+  output_dir_ = config_.output_dir();
+  checkpoint_dir_ = output_dir_ + "/checkpoints";
+  std::string resume_path;
+  if (options_.resume == "latest") {
+    auto latest = checkpoint::latest_checkpoint(checkpoint_dir_);
+    if (!latest) fail("--resume latest: no checkpoint in {}", checkpoint_dir_);
+    resume_path = *latest;
+  } else if (!options_.resume.empty()) {
+    resume_path = options_.resume;
+    if (!std::filesystem::exists(resume_path)) fail("--resume-from {}: no such file", resume_path);
+  } else if (auto existing = checkpoint::latest_checkpoint(checkpoint_dir_)) {
+    // A fresh run would write over this run's checkpoints.
+    fail("output_dir {} already holds checkpoints (newest: {}): pass --resume to continue "
+         "that run, or choose another output_dir",
+         output_dir_, *existing);
+  }
+
+  const DType dtype = config_.dtype() == "fp64" ? DType::f64 : DType::f32;
+  params_ = std::make_unique<ParameterStore>(transformer_param_specs(model_config_), dtype,
+                                             ctx_.device);
+  params_->initialize(seed);
+  if (!resume_path.empty()) {
+    state_ = load_training_checkpoint(resume_path, *params_, /*with_optimizer=*/true);
+    train_loader_->set_cursor(state_.cursor);
+    log_ << "ft: resumed from " << resume_path << " at step " << state_.step << "\n";
+  } else if (!config_.model().init_from().empty()) {
+    load_training_checkpoint(config_.model().init_from(), *params_, /*with_optimizer=*/false);
+  }
+  state_.seed = seed;
+
+  AdamWConfig adamw;
+  adamw.beta1 = config_.optim().beta1();
+  adamw.beta2 = config_.optim().beta2();
+  adamw.eps = config_.optim().eps();
+  adamw.weight_decay = config_.optim().weight_decay();
+  adamw.grad_clip = config_.optim().grad_clip();
+  optimizer_ = std::make_unique<AdamW>(*params_, adamw);
+  schedule_.peak_lr = config_.optim().lr();
+  schedule_.min_lr_ratio = config_.optim().min_lr_ratio();
+  schedule_.kind = config_.optim().schedule();
+  schedule_.warmup_steps = config_.optim().warmup_steps();
+  schedule_.total_steps = total_steps_;
+
+  model_ = std::make_unique<Transformer>(model_config_, *params_,
+                                         config_.train().micro_batch_size(), seq_len);
+  plan_memory();
+  micro_batches_.resize(config_.train().grad_accum_steps());
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::plan_memory() {
+  Arena measuring = Arena::measuring(ctx_.device);
+  model_->bind_activations(measuring);
+  activations_ = Arena(ctx_.device, measuring.used());
+  model_->bind_activations(activations_);
+  workspace_ = Buffer(ctx_.device, model_->workspace_bytes(ctx_));
+  ctx_.workspace = {workspace_.data(), workspace_.bytes()};
+}
+
+void Trainer::print_startup_report() const {
+  const int64_t trainable = params_->trainable_count();
+  const int64_t total = trainable + params_->frozen_count();
+  log_ << "ft: model " << model_config_.summary() << "\n";
+  log_ << fmt::format("ft: parameters {} trainable of {} ({:.2f}%), {} on {} with {} threads\n",
+                      format_count(trainable), format_count(total),
+                      100.0 * static_cast<double>(trainable) / static_cast<double>(total),
+                      config_.dtype(), device_name(ctx_.device), ctx_.num_threads);
+  log_ << fmt::format(
+      "ft: memory: weights {}, gradients {}, optimizer state {}, activations {}, workspace {}\n",
+      format_bytes(params_->weight_bytes()), format_bytes(params_->gradient_bytes()),
+      format_bytes(params_->optimizer_bytes()), format_bytes(activations_.capacity()),
+      format_bytes(workspace_.bytes()));
+  log_ << "ft: train data: " << data::format_report(train_report_) << "\n";
+  if (valid_loader_) log_ << "ft: valid data: " << data::format_report(valid_report_) << "\n";
+  const int64_t micro = config_.train().micro_batch_size(), accum = config_.train().grad_accum_steps();
+  log_ << fmt::format(
+      "ft: plan: {} steps of {} sequences ({} x {} accumulated) of {} tokens; {} sequences per "
+      "epoch\n",
+      total_steps_, micro * accum, micro, accum, config_.data().seq_len(), train_loader_->size());
+}
+
+ModelInputs Trainer::inputs_for(data::Batch& batch) const {
+  const int64_t n = static_cast<int64_t>(batch.batch_size) * batch.seq_len;
+  ModelInputs inputs;
+  inputs.input_ids = Tensor(batch.input_ids.data(), DType::i32, Shape{n});
+  inputs.positions = Tensor(batch.positions.data(), DType::i32, Shape{n});
+  inputs.targets = Tensor(batch.targets.data(), DType::i32, Shape{n});
+  return inputs;
+}
+
+EvalMetrics Trainer::evaluate(int64_t step) {
+  EvalMetrics result;
+  result.step = step;
+  if (!valid_loader_) return result;
+  const int micro = config_.train().micro_batch_size();
+  const int64_t limit = config_.train().eval_batches();
+  double loss_sum = 0.0;
+  double counts[2] = {0.0, 0.0};  // correct, tokens
+  int64_t batches = 0;
+  for (int64_t first = 0; first < valid_loader_->size() && (limit == 0 || batches < limit);
+       first += micro, ++batches) {
+    valid_loader_->eval_batch(first, micro, eval_batch_);
+    ForwardResult forward = model_->forward(ctx_, inputs_for(eval_batch_));
+    loss_sum += forward.loss_sum;
+    counts[0] += static_cast<double>(forward.correct);
+    counts[1] += static_cast<double>(eval_batch_.target_tokens);
+  }
+  double reduced[3] = {loss_sum, counts[0], counts[1]};
+  comm_->all_reduce_sum(reduced);
+  result.tokens = static_cast<int64_t>(reduced[2]);
+  result.loss = reduced[2] > 0 ? reduced[0] / reduced[2] : 0.0;
+  result.accuracy = reduced[2] > 0 ? reduced[1] / reduced[2] : 0.0;
+  return result;
+}
+
+void Trainer::save_checkpoint(int64_t step, int64_t trained_tokens) {
+  state_.step = step;
+  state_.cursor = train_loader_->cursor();
+  state_.trained_tokens = trained_tokens;
+  if (comm_->rank() == 0) {
+    std::string path = checkpoint::step_checkpoint_path(checkpoint_dir_, step);
+    save_training_checkpoint(path, *params_, state_, config_, model_config_.summary());
+    checkpoint::remove_old_checkpoints(checkpoint_dir_, config_.checkpoint().keep_last());
+  }
+  comm_->barrier();
+}
+
+TrainSummary Trainer::run() {
+  using Clock = std::chrono::steady_clock;
+  print_startup_report();
+  const bool resumed = state_.step > 0;
+  MetricsLog metrics(output_dir_, /*append=*/resumed);
+  TrainSummary summary;
+  summary.steps = state_.step;
+  int64_t trained_tokens = state_.trained_tokens;
+  const int micro = config_.train().micro_batch_size();
+  const int64_t seq_len = config_.data().seq_len();
+  const double flops_per_token = model_config_.training_flops_per_token(seq_len);
+  const int eval_every = config_.train().eval_every();
+  const int save_every = config_.checkpoint().save_every();
+  const auto start = Clock::now();
+  double step_seconds_sum = 0.0;
+  int64_t steps_timed = 0;
+
+  for (int64_t step = state_.step + 1; step <= total_steps_; ++step) {
+    const auto step_start = Clock::now();
+    const int64_t epoch = train_loader_->cursor().epoch;
+    // Fetch the whole global batch first: the loss is normalized by its target-token count.
+    double counts[1] = {0.0};
+    for (data::Batch& batch : micro_batches_) {
+      train_loader_->next(micro, batch);
+      counts[0] += static_cast<double>(batch.target_tokens);
+    }
+    comm_->all_reduce_sum(counts);
+    const double step_targets = counts[0];
+    const double dloss = step_targets > 0 ? 1.0 / step_targets : 0.0;
+
+    params_->zero_grads(ctx_);
+    double sums[2] = {0.0, 0.0};  // loss, correct
+    for (data::Batch& batch : micro_batches_) {
+      ModelInputs inputs = inputs_for(batch);
+      ForwardResult forward = model_->forward(ctx_, inputs);
+      model_->backward(ctx_, inputs, dloss);
+      sums[0] += forward.loss_sum;
+      sums[1] += static_cast<double>(forward.correct);
+    }
+    comm_->all_reduce_sum(params_->trainable_grads());
+    comm_->all_reduce_sum(sums);
+    const double grad_norm = optimizer_->clip_gradients(ctx_);
+    const double lr = schedule_.at(step);
+    optimizer_->update(ctx_, lr, step);
+
+    StepMetrics m;
+    m.step = step;
+    m.total_steps = total_steps_;
+    m.epoch = epoch;
+    m.loss = step_targets > 0 ? sums[0] / step_targets : 0.0;
+    m.accuracy = step_targets > 0 ? sums[1] / step_targets : 0.0;
+    m.lr = lr;
+    m.grad_norm = grad_norm;
+    m.step_tokens = static_cast<int64_t>(step_targets);
+    trained_tokens += m.step_tokens;
+    m.trained_tokens = trained_tokens;
+    if (!std::isfinite(m.loss)) fail("step {}: the training loss is {} (diverged)", step, m.loss);
+
+    std::optional<EvalMetrics> eval;
+    if (valid_loader_ && ((eval_every > 0 && step % eval_every == 0) || step == total_steps_)) {
+      eval = evaluate(step);
+      summary.final_eval = eval;
+    }
+    const auto step_end = Clock::now();
+    m.step_seconds = std::chrono::duration<double>(step_end - step_start).count();
+    const double input_tokens = static_cast<double>(micro) * seq_len * micro_batches_.size() *
+                                comm_->size();
+    m.tokens_per_second = input_tokens / m.step_seconds;
+    m.gflops_per_second = input_tokens * flops_per_token / m.step_seconds * 1e-9;
+    m.elapsed_seconds = std::chrono::duration<double>(step_end - start).count();
+    step_seconds_sum += m.step_seconds;
+    ++steps_timed;
+    m.eta_seconds = step_seconds_sum / steps_timed * static_cast<double>(total_steps_ - step);
+    summary.step_losses.push_back(m.loss);
+    summary.steps = step;
+
+    if (comm_->rank() == 0) {
+      metrics.log_step(m, eval);
+      if (eval) metrics.log_eval(*eval);
+      if (step % config_.train().log_every() == 0 || step == total_steps_ || step == 1) {
+        log_ << format_progress(m);
+        if (eval) log_ << fmt::format(" | valid loss {:.4f} acc {:.3f}", eval->loss, eval->accuracy);
+        log_ << std::endl;
+      }
+    }
+    const bool last = step == total_steps_;
+    if ((save_every > 0 && step % save_every == 0) || (last && config_.checkpoint().save_final())) {
+      save_checkpoint(step, trained_tokens);
+      summary.last_checkpoint = checkpoint::step_checkpoint_path(checkpoint_dir_, step);
+    }
+  }
+  summary.trained_tokens = trained_tokens;
+  summary.wall_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  log_ << fmt::format("ft: done: {} steps, {} trained tokens, final train loss {:.4f}", summary.steps,
+                      format_count(trained_tokens),
+                      summary.step_losses.empty() ? 0.0 : summary.step_losses.back());
+  if (summary.final_eval)
+    log_ << fmt::format(", valid loss {:.4f} (accuracy {:.3f})", summary.final_eval->loss,
+                        summary.final_eval->accuracy);
+  log_ << ", wall time " << format_duration(summary.wall_seconds) << "\n";
+  if (!summary.last_checkpoint.empty()) log_ << "ft: checkpoint " << summary.last_checkpoint << "\n";
+  return summary;
+}
+
+}  // namespace ft

@@ -1,0 +1,85 @@
+// The training loop: set-up (config, model, data, memory plan, all checked before any step runs),
+// then steps of gradient-accumulated micro-batches, AdamW with the learning-rate schedule,
+// clipping, evaluation, metrics and checkpoints.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kernels/context.h"
+#include "models/transformer.h"
+#include "parallel/communicator.h"
+#include "runtime/config/ft_config.pb.h"
+#include "runtime/data/batch_loader.h"
+#include "runtime/data/dataset.h"
+#include "runtime/data/tokenizer.h"
+#include "runtime/parameters.h"
+#include "runtime/train/lr_schedule.h"
+#include "runtime/train/metrics.h"
+#include "runtime/train/optimizer.h"
+#include "runtime/train/train_state.h"
+
+namespace ft {
+
+struct TrainerOptions {
+  config::RunConfig config;
+  std::string resume;  // "": fresh run; "latest": newest checkpoint in output_dir; else a path
+  std::ostream* log = nullptr;  // progress and reports (nullptr: std::cout)
+};
+
+struct TrainSummary {
+  int64_t steps = 0;  // optimizer steps completed, counting those before a resume
+  int64_t trained_tokens = 0;
+  std::vector<double> step_losses;  // losses of the steps this run executed
+  std::optional<EvalMetrics> final_eval;
+  double wall_seconds = 0.0;
+  std::string last_checkpoint;
+};
+
+class Trainer {
+ public:
+  // Every check that can fail on bad input happens here, before anything is written.
+  explicit Trainer(TrainerOptions options);
+  ~Trainer();
+  TrainSummary run();
+
+  const ParameterStore& parameters() const { return *params_; }
+  const ModelConfig& model_config() const { return model_config_; }
+  int64_t total_steps() const { return total_steps_; }
+
+ private:
+  void plan_memory();
+  void print_startup_report() const;
+  EvalMetrics evaluate(int64_t step);
+  void save_checkpoint(int64_t step, int64_t trained_tokens);
+  ModelInputs inputs_for(data::Batch& batch) const;
+
+  TrainerOptions options_;
+  const config::RunConfig& config_;
+  std::ostream& log_;
+  OpContext ctx_;
+  OpCounters counters_;
+  ModelConfig model_config_;
+  std::unique_ptr<data::Tokenizer> tokenizer_;
+  std::vector<data::Sequence> train_sequences_, valid_sequences_;
+  data::DatasetReport train_report_, valid_report_;
+  std::unique_ptr<data::BatchLoader> train_loader_, valid_loader_;
+  std::unique_ptr<ParameterStore> params_;
+  std::unique_ptr<Transformer> model_;
+  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<Communicator> comm_;
+  Arena activations_ = Arena::measuring();
+  Buffer workspace_;
+  LrSchedule schedule_;
+  TrainState state_;
+  int64_t total_steps_ = 0;
+  std::string output_dir_, checkpoint_dir_;
+  std::vector<data::Batch> micro_batches_;
+  data::Batch eval_batch_;
+};
+
+}  // namespace ft

@@ -1,0 +1,160 @@
+// The training loop end to end on a small model: the loss falls, a resumed run reproduces the
+// uninterrupted one to the last bit, checkpoints are kept, rotated and refused when they do not
+// match the model.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+
+#include "runtime/checkpoint/hdf5_checkpoint.h"
+#include "runtime/config/config.h"
+#include "runtime/train/trainer.h"
+#include "tests/support/temp_dir.h"
+
+namespace ft {
+namespace {
+
+using testing::TempDir;
+
+const char* kSmallLlama = R"({
+  "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 259,
+  "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+  "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128,
+  "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": true})";
+
+config::RunConfig small_run(const TempDir& dir, const std::string& output, int max_steps) {
+  config::RunConfig config;
+  config.mutable_model()->set_hf_config(dir.write("model/config.json", kSmallLlama));
+  config.mutable_data()->set_train_file(std::string(FT_SOURCE_DIR) + "/examples/quickstart/train.jsonl");
+  config.mutable_data()->set_valid_file(std::string(FT_SOURCE_DIR) + "/examples/quickstart/valid.jsonl");
+  config.mutable_data()->set_seq_len(96);
+  config.mutable_optim()->set_lr(3e-3);
+  config.mutable_optim()->set_warmup_steps(2);
+  config.mutable_optim()->set_weight_decay(0.01);
+  config.mutable_train()->set_micro_batch_size(4);
+  config.mutable_train()->set_grad_accum_steps(2);
+  config.mutable_train()->set_max_steps(max_steps);
+  config.mutable_train()->set_eval_batches(2);
+  config.mutable_train()->set_log_every(1000);
+  config.set_output_dir(dir.path(output));
+  config.set_threads(2);
+  config.set_seed(5);
+  return config;
+}
+
+TrainSummary train(config::RunConfig config, const std::string& resume = "") {
+  std::ostringstream log;
+  TrainerOptions options;
+  options.config = std::move(config);
+  options.resume = resume;
+  options.log = &log;
+  Trainer trainer(std::move(options));
+  return trainer.run();
+}
+
+TEST(Training, LossFalls) {
+  TempDir dir;
+  config::RunConfig config = small_run(dir, "run", 40);
+  config.mutable_checkpoint()->set_save_final(false);
+  TrainSummary summary = train(config);
+  ASSERT_EQ(summary.step_losses.size(), 40u);
+  double last = 0.0;
+  for (size_t i = 35; i < 40; ++i) last += summary.step_losses[i] / 5;
+  // Starts near ln(259) = 5.56; the byte-level structure of the data is learned quickly.
+  EXPECT_GT(summary.step_losses.front(), 5.0);
+  EXPECT_LT(last, summary.step_losses.front() - 1.5);
+  ASSERT_TRUE(summary.final_eval.has_value());
+  EXPECT_LT(summary.final_eval->loss, summary.step_losses.front() - 1.5);
+  EXPECT_GT(summary.trained_tokens, 0);
+  EXPECT_TRUE(std::filesystem::exists(dir.path("run/metrics.jsonl")));
+  EXPECT_TRUE(std::filesystem::exists(dir.path("run/results.csv")));
+}
+
+TEST(Training, ResumeReproducesTheUninterruptedRunBitForBit) {
+  TempDir dir;
+  config::RunConfig config = small_run(dir, "full", 10);
+  config.mutable_checkpoint()->set_save_every(4);
+  config.mutable_checkpoint()->set_keep_last(5);
+  config.mutable_data()->set_shuffle(true);
+  TrainSummary full = train(config);
+  ASSERT_EQ(full.step_losses.size(), 10u);
+
+  // Continue from the step-4 checkpoint in another output directory.
+  config::RunConfig resumed_config = config;
+  resumed_config.set_output_dir(dir.path("resumed"));
+  TrainSummary resumed =
+      train(resumed_config, checkpoint::step_checkpoint_path(dir.path("full/checkpoints"), 4));
+  ASSERT_EQ(resumed.step_losses.size(), 6u);
+  for (size_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(resumed.step_losses[i], full.step_losses[4 + i]) << "step " << 5 + i;
+  }
+  // The final weights agree to the bit as well.
+  checkpoint::CheckpointReader a(checkpoint::step_checkpoint_path(dir.path("full/checkpoints"), 10));
+  checkpoint::CheckpointReader b(
+      checkpoint::step_checkpoint_path(dir.path("resumed/checkpoints"), 10));
+  for (const std::string& name : a.tensor_names("model")) {
+    Shape shape = a.tensor_shape("model/" + name);
+    std::vector<float> x(shape.numel()), y(shape.numel());
+    a.read_tensor("model/" + name, Tensor(x.data(), DType::f32, shape));
+    b.read_tensor("model/" + name, Tensor(y.data(), DType::f32, shape));
+    EXPECT_EQ(std::memcmp(x.data(), y.data(), x.size() * sizeof(float)), 0) << name;
+  }
+}
+
+TEST(Training, KeepsTheLastCheckpointsAndRecordsRunState) {
+  TempDir dir;
+  config::RunConfig config = small_run(dir, "run", 6);
+  config.mutable_checkpoint()->set_save_every(2);
+  config.mutable_checkpoint()->set_keep_last(2);
+  train(config);
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path("run/checkpoints")))
+    files.push_back(entry.path().filename().string());
+  std::sort(files.begin(), files.end());
+  EXPECT_EQ(files, (std::vector<std::string>{"step_00000004.h5", "step_00000006.h5"}));
+  checkpoint::CheckpointReader reader(dir.path("run/checkpoints/step_00000006.h5"));
+  EXPECT_EQ(reader.int_attribute("step"), 6);
+  EXPECT_EQ(reader.int_attribute("seed"), 5);
+  config::RunConfig stored = config::from_text(reader.string_attribute("config"), "checkpoint");
+  EXPECT_EQ(stored.train().max_steps(), 6);
+  EXPECT_TRUE(reader.has_tensor("optimizer/m/model.layers.1.mlp.down_proj.weight"));
+}
+
+TEST(Training, RefusesAFreshRunOverExistingCheckpoints) {
+  TempDir dir;
+  config::RunConfig config = small_run(dir, "run", 2);
+  train(config);
+  std::string checkpoint = dir.path("run/checkpoints/step_00000002.h5");
+  std::string before = testing::read_file(checkpoint);
+  try {
+    train(config);
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("--resume"), std::string::npos) << error.what();
+  }
+  EXPECT_EQ(testing::read_file(checkpoint), before);
+}
+
+TEST(Training, CheckpointOfAnotherShapeIsRefusedNamingTheTensor) {
+  TempDir dir;
+  config::RunConfig config = small_run(dir, "run", 1);
+  train(config);
+  std::string wider = kSmallLlama;
+  wider.replace(wider.find("\"hidden_size\": 32"), 17, "\"hidden_size\": 48");
+  config::RunConfig other = small_run(dir, "other", 1);
+  other.mutable_model()->set_hf_config(dir.write("wider/config.json", wider));
+  other.mutable_model()->set_init_from(dir.path("run/checkpoints/step_00000001.h5"));
+  try {
+    train(other);
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    std::string message = error.what();
+    EXPECT_NE(message.find("model.embed_tokens.weight"), std::string::npos) << message;
+    EXPECT_NE(message.find("(259, 32)"), std::string::npos) << message;
+    EXPECT_NE(message.find("(259, 48)"), std::string::npos) << message;
+  }
+}
+
+}  // namespace
+}  // namespace ft
