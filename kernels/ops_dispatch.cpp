@@ -182,9 +182,10 @@ void rope_build_tables(const OpContext& ctx, Tensor cos, Tensor sin, double thet
          scaling.high_freq_factor, scaling.low_freq_factor);
   }
   check.cpu_only(cos.dtype);
-  FT_DISPATCH_CPU_FLOAT(check.op, cos.dtype,
-                        cpu::rope_build_tables(cos.ptr<scalar_t>(), sin.ptr<scalar_t>(),
-                                               max_positions, half_dim, theta, scaling));
+  FT_DISPATCH_CPU_FLOAT(
+      check.op, cos.dtype,
+      cpu::rope_build_tables(cos.ptr<scalar_t>(), sin.ptr<scalar_t>(), max_positions, half_dim,
+                             theta, scaling, ctx.num_threads));
 }
 
 namespace {

@@ -11,8 +11,7 @@
 #include "runtime/train/trainer.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"ft_train: fine-tune a decoder-only language model.\n"
-               "Usage: ft_train --config run.yaml [--resume | --resume-from PATH] [field=value ...]"};
+  CLI::App app{"ft_train: fine-tune a decoder-only language model from a run config."};
   std::string config_path;
   std::string resume_from;
   bool resume_latest = false;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,9 @@ std::vector<int32_t> repeating_ids(int64_t rows, int64_t vocab) {
 struct EmbeddingShape {
   int64_t rows, vocab, cols;
 };
+std::ostream& operator<<(std::ostream& out, const EmbeddingShape& shape) {
+  return out << shape.rows << "x" << shape.vocab << "x" << shape.cols;
+}
 
 class EmbeddingGradient : public ::testing::TestWithParam<EmbeddingShape> {};
 
@@ -114,8 +118,8 @@ TEST(Embedding, ThreadCountDoesNotChangeResults) {
 TEST(Embedding, FrozenTableIsSkipped) {
   std::vector<int32_t> ids = {0, 1};
   std::vector<double> dout = random_values(2 * 3, 8);
-  EXPECT_NO_THROW(ops::embedding_backward(cpu_context(), Tensor(), view(ids, {2}),
-                                          view(dout, {2, 3})));
+  EXPECT_NO_THROW(
+      ops::embedding_backward(cpu_context(), Tensor(), view(ids, {2}), view(dout, {2, 3})));
 }
 
 TEST(Embedding, IdOutsideTableIsAnErrorNamingIt) {
@@ -159,8 +163,7 @@ TEST(Embedding, BadShapesNameTheArgument) {
       "argument out has dtype f32");
   expect_error_mentioning(
       [&] {
-        ops::embedding_backward(cpu_context(), view(table, {4, 3}), view(ids, {3}),
-                                view(out, {9}));
+        ops::embedding_backward(cpu_context(), view(table, {4, 3}), view(ids, {3}), view(out, {9}));
       },
       "argument dout");
 }

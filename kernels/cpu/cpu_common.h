@@ -16,15 +16,14 @@ constexpr int64_t kParallelGrain = 1 << 15;
 
 // Splits [0, count) into one contiguous range per thread and runs body(begin, end) on each; runs
 // on the calling thread alone when count * cost_per_item is small. The split never changes what
-// an element's result is, so results do not depend on the thread count. body must not throw.
+// an element's result is, so results do not depend on the thread count; for that the serial case
+// also runs through the parallel region (if clause), so body is compiled once: two inlined copies
+// could be vectorized differently and sum in different orders. body must not throw.
 template <typename Body>
 void parallel_ranges(int64_t count, int threads, int64_t cost_per_item, Body&& body) {
   if (count <= 0) return;
-  if (threads <= 1 || count == 1 || count * cost_per_item < kParallelGrain) {
-    body(int64_t{0}, count);
-    return;
-  }
-#pragma omp parallel num_threads(threads)
+  bool split = threads > 1 && count > 1 && count * cost_per_item >= kParallelGrain;
+#pragma omp parallel num_threads(split ? threads : 1) if (split)
   {
     int64_t parts = omp_get_num_threads();
     int64_t part = omp_get_thread_num();

@@ -27,20 +27,22 @@ template <typename scalar_t>
 void linear_forward(scalar_t* out, const scalar_t* x, const scalar_t* weight, const scalar_t* bias,
                     int64_t rows, int64_t in_features, int64_t out_features, int threads) {
   if (rows == 0 || out_features == 0) return;
-  // The bias goes in first so the product accumulates onto it (beta = 1).
-  parallel_ranges(rows, threads, out_features, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      scalar_t* out_row = out + i * out_features;
-      if (bias) {
-        std::copy_n(bias, out_features, out_row);
-      } else {
-        std::fill_n(out_row, out_features, scalar_t{0});
+  if (bias || in_features == 0) {
+    // The bias goes in first so the product accumulates onto it (beta = 1).
+    parallel_ranges(rows, threads, out_features, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        scalar_t* out_row = out + i * out_features;
+        if (bias) {
+          std::copy_n(bias, out_features, out_row);
+        } else {
+          std::fill_n(out_row, out_features, scalar_t{0});
+        }
       }
-    }
-  });
+    });
+  }
   if (in_features == 0) return;
   gemm(false, true, rows, out_features, in_features, x, in_features, weight, in_features,
-       scalar_t{1}, out, out_features);
+       bias ? scalar_t{1} : scalar_t{0}, out, out_features);
 }
 
 template <typename scalar_t>

@@ -76,15 +76,18 @@ std::vector<double> rope_inverse_frequencies(int64_t head_dim, double theta,
 
 template <typename scalar_t>
 void rope_build_tables(scalar_t* cos, scalar_t* sin, int64_t max_positions, int64_t half_dim,
-                       double theta, const ops::RopeScaling& scaling) {
+                       double theta, const ops::RopeScaling& scaling, int threads) {
   std::vector<double> inv_freq = rope_inverse_frequencies(2 * half_dim, theta, scaling);
-  for (int64_t position = 0; position < max_positions; ++position) {
-    for (int64_t i = 0; i < half_dim; ++i) {
-      double angle = static_cast<double>(position) * inv_freq[i];
-      cos[position * half_dim + i] = static_cast<scalar_t>(std::cos(angle));
-      sin[position * half_dim + i] = static_cast<scalar_t>(std::sin(angle));
+  // Long contexts (Llama 3: 131072 positions) make this start-up loop worth splitting.
+  parallel_ranges(max_positions, threads, half_dim * 64, [&](int64_t begin, int64_t end) {
+    for (int64_t position = begin; position < end; ++position) {
+      for (int64_t i = 0; i < half_dim; ++i) {
+        double angle = static_cast<double>(position) * inv_freq[i];
+        cos[position * half_dim + i] = static_cast<scalar_t>(std::cos(angle));
+        sin[position * half_dim + i] = static_cast<scalar_t>(std::sin(angle));
+      }
     }
-  }
+  });
 }
 
 template <typename scalar_t>
@@ -105,7 +108,7 @@ void rope_backward(scalar_t* dx, const int32_t* positions, const scalar_t* cos, 
 
 #define FT_INSTANTIATE(scalar_t)                                                                  \
   template void rope_build_tables<scalar_t>(scalar_t*, scalar_t*, int64_t, int64_t, double,       \
-                                            const ops::RopeScaling&);                             \
+                                            const ops::RopeScaling&, int);                        \
   template void rope_forward<scalar_t>(scalar_t*, const int32_t*, const scalar_t*,                \
                                        const scalar_t*, int64_t, int64_t, int64_t, int64_t, int); \
   template void rope_backward<scalar_t>(scalar_t*, const int32_t*, const scalar_t*,               \

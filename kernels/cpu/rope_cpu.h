@@ -17,7 +17,7 @@ std::vector<double> rope_inverse_frequencies(int64_t head_dim, double theta,
 // cos, sin (max_positions, half_dim) of pos * inv_freq[i], computed in double.
 template <typename scalar_t>
 void rope_build_tables(scalar_t* cos, scalar_t* sin, int64_t max_positions, int64_t half_dim,
-                       double theta, const ops::RopeScaling& scaling);
+                       double theta, const ops::RopeScaling& scaling, int threads);
 
 // In place on x (rows, heads, 2 * half_dim): x = x cos + rotate_half(x) sin, with
 // rotate_half(x) = [-x2, x1]. positions (rows) index the tables; one outside [0, max_positions)
