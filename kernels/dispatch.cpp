@@ -15,14 +15,16 @@ void unsupported(std::string_view op, Device device, DType dtype) {
                           dtype_name(dtype)));
 }
 
-void check_device(std::string_view op, const OpContext& ctx, std::string_view arg, const Tensor& t) {
+void check_device(std::string_view op, const OpContext& ctx, std::string_view arg,
+                  const Tensor& t) {
   if (!t.empty() && t.device != ctx.device) {
     throw Error(fmt::format("op {}: argument {} is on {}, the op runs on {}", op, arg,
                             device_name(t.device), device_name(ctx.device)));
   }
 }
 
-void check_shape(std::string_view op, std::string_view arg, const Tensor& t, const Shape& expected) {
+void check_shape(std::string_view op, std::string_view arg, const Tensor& t,
+                 const Shape& expected) {
   if (!(t.shape == expected)) {
     throw Error(fmt::format("op {}: argument {} has shape {}, expected {}", op, arg, t.shape.str(),
                             expected.str()));

@@ -24,20 +24,20 @@ void check_dtype(std::string_view op, std::string_view arg, const Tensor& t, DTy
 }  // namespace ft::ops
 
 // FT_DISPATCH_CPU_FLOAT(op, dtype, call): runs `call` with `scalar_t` = float or double.
-#define FT_DISPATCH_CPU_FLOAT(op, dtype, ...)                    \
-  do {                                                           \
-    switch (dtype) {                                             \
-      case ::ft::DType::f32: {                                   \
-        using scalar_t = float;                                  \
-        __VA_ARGS__;                                             \
-        break;                                                   \
-      }                                                          \
-      case ::ft::DType::f64: {                                   \
-        using scalar_t = double;                                 \
-        __VA_ARGS__;                                             \
-        break;                                                   \
-      }                                                          \
-      default:                                                   \
-        ::ft::ops::unsupported(op, ::ft::Device::cpu, dtype);    \
-    }                                                            \
+#define FT_DISPATCH_CPU_FLOAT(op, dtype, ...)                 \
+  do {                                                        \
+    switch (dtype) {                                          \
+      case ::ft::DType::f32: {                                \
+        using scalar_t = float;                               \
+        __VA_ARGS__;                                          \
+        break;                                                \
+      }                                                       \
+      case ::ft::DType::f64: {                                \
+        using scalar_t = double;                              \
+        __VA_ARGS__;                                          \
+        break;                                                \
+      }                                                       \
+      default:                                                \
+        ::ft::ops::unsupported(op, ::ft::Device::cpu, dtype); \
+    }                                                         \
   } while (0)

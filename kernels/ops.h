@@ -78,9 +78,9 @@ void attention_backward(const OpContext& ctx, Tensor dq, Tensor dk, Tensor dv, T
                         Tensor v, Tensor prefix_k, Tensor prefix_v, Tensor segment_ids,
                         const AttentionArgs& args);
 // Scratch bytes attention needs in ctx.workspace for these shapes and ctx.num_threads.
-size_t attention_workspace_bytes(const OpContext& ctx, DType dtype, int64_t batch,
-                                 int64_t seq_len, int64_t q_heads, int64_t kv_heads,
-                                 int64_t head_dim, int64_t prefix_len);
+size_t attention_workspace_bytes(const OpContext& ctx, DType dtype, int64_t batch, int64_t seq_len,
+                                 int64_t q_heads, int64_t kv_heads, int64_t head_dim,
+                                 int64_t prefix_len);
 
 // ---- linear ----------------------------------------------------------------------------------
 // out (N, Out) = x (N, In) @ weight (Out, In)^T + bias (Out). bias may be empty.
@@ -96,7 +96,8 @@ void linear_backward(const OpContext& ctx, Tensor dx, Tensor dweight, Tensor dbi
 void swiglu_forward(const OpContext& ctx, Tensor out, Tensor gate, Tensor up);
 void swiglu_backward(const OpContext& ctx, Tensor dgate, Tensor dup, Tensor dout, Tensor gate,
                      Tensor up);
-// GELU, tanh approximation (GPT-2's gelu_new): out = 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))).
+// GELU, tanh approximation (GPT-2's gelu_new): out = 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715
+// x^3))).
 void gelu_forward(const OpContext& ctx, Tensor out, Tensor x);
 void gelu_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor x);
 

@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
   try {
     ft::TrainerOptions options;
     options.config = ft::config::load_file(config_path);
-    for (const std::string& assignment : overrides) ft::config::apply_override(options.config, assignment);
+    for (const std::string& assignment : overrides)
+      ft::config::apply_override(options.config, assignment);
     options.resume = resume_latest ? "latest" : resume_from;
     ft::Trainer trainer(std::move(options));
     trainer.run();

@@ -123,7 +123,8 @@ ModelConfig llama_family_from_hf(const json& j, const std::string& path, const s
                                                     : "";
     if (rope_type == "llama3") {
       c.rope_scaling.factor = required<double>(s, path + " rope_scaling", "factor");
-      c.rope_scaling.low_freq_factor = required<double>(s, path + " rope_scaling", "low_freq_factor");
+      c.rope_scaling.low_freq_factor =
+          required<double>(s, path + " rope_scaling", "low_freq_factor");
       c.rope_scaling.high_freq_factor =
           required<double>(s, path + " rope_scaling", "high_freq_factor");
       c.rope_scaling.original_max_position_embeddings =
@@ -290,7 +291,8 @@ ModelConfig model_config_preset(const std::string& name) {
     c.init_std = 0.02;
   } else {
     std::string known;
-    for (const std::string& preset : model_preset_names()) known += (known.empty() ? "" : ", ") + preset;
+    for (const std::string& preset : model_preset_names())
+      known += (known.empty() ? "" : ", ") + preset;
     fail("model.preset \"{}\" is unknown (expected one of: {})", name, known);
   }
   validate_model_config(c);

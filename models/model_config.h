@@ -31,9 +31,9 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   ops::RopeScaling rope_scaling;  // factor 0: none
   MlpKind mlp = MlpKind::swiglu;
-  bool qkv_bias = false;        // Qwen2, GPT-2
-  bool linear_bias = false;     // GPT-2: every linear (attention output, MLP) has a bias
-  bool tied_embeddings = false; // the LM head reuses the token embedding
+  bool qkv_bias = false;         // Qwen2, GPT-2
+  bool linear_bias = false;      // GPT-2: every linear (attention output, MLP) has a bias
+  bool tied_embeddings = false;  // the LM head reuses the token embedding
   double init_std = 0.02;
 
   int64_t q_dim() const { return num_heads * head_dim; }

@@ -65,10 +65,9 @@ Transformer::Transformer(const ModelConfig& config, const ParameterStore& params
     w.down_bias = find(n.down_bias);
     bool trainable = false;
     for (const Weight* part :
-         {&w.attn_norm_weight, &w.attn_norm_bias, &w.q_weight, &w.k_weight, &w.v_weight,
-          &w.q_bias, &w.k_bias, &w.v_bias, &w.o_weight, &w.o_bias, &w.mlp_norm_weight,
-          &w.mlp_norm_bias, &w.gate_weight, &w.up_weight, &w.up_bias, &w.down_weight,
-          &w.down_bias})
+         {&w.attn_norm_weight, &w.attn_norm_bias, &w.q_weight, &w.k_weight, &w.v_weight, &w.q_bias,
+          &w.k_bias, &w.v_bias, &w.o_weight, &w.o_bias, &w.mlp_norm_weight, &w.mlp_norm_bias,
+          &w.gate_weight, &w.up_weight, &w.up_bias, &w.down_weight, &w.down_bias})
       trainable |= !part->grad.empty();
     if (trainable && layer < lowest_trainable_layer_) lowest_trainable_layer_ = layer;
     layers_.push_back(w);
@@ -206,13 +205,13 @@ void Transformer::layer_forward(const OpContext& ctx, int64_t layer, const Model
     ops::rope_forward(ctx, a.k.reshape({N, Hkv, D}), in.positions, rope_cos_, rope_sin_);
   }
   ops::attention_forward(ctx, as_heads(a.attn, Hq), a.attn_lse, as_heads(a.q, Hq),
-                         as_heads(a.k, Hkv), as_heads(a.v, Hkv), Tensor(), Tensor(),
-                         in.segment_ids, ops::AttentionArgs{});
+                         as_heads(a.k, Hkv), as_heads(a.v, Hkv), Tensor(), Tensor(), in.segment_ids,
+                         ops::AttentionArgs{});
   ops::linear_forward(ctx, scratch_, a.attn, w.o_weight.value, w.o_bias.value);
   ops::add(ctx, a.residual_mid, a.residual_in, scratch_);
 
-  norm_forward(ctx, a.mlp_norm, a.mlp_norm_mean, a.mlp_norm_rstd, a.residual_mid,
-               w.mlp_norm_weight, w.mlp_norm_bias);
+  norm_forward(ctx, a.mlp_norm, a.mlp_norm_mean, a.mlp_norm_rstd, a.residual_mid, w.mlp_norm_weight,
+               w.mlp_norm_bias);
   if (config_.mlp == MlpKind::swiglu) {
     ops::linear_forward(ctx, a.gate, a.mlp_norm, w.gate_weight.value, Tensor());
     ops::linear_forward(ctx, a.up, a.mlp_norm, w.up_weight.value, Tensor());
@@ -237,8 +236,8 @@ void Transformer::backward(const OpContext& ctx, const ModelInputs& in, double d
   norm_backward(ctx, grads_.residual, grads_.normed, final_residual_, final_norm_weight_,
                 final_norm_bias_, final_norm_mean_, final_norm_rstd_);
   if (!descend) return;
-  for (int64_t layer = config_.num_layers - 1; layer >= std::max<int64_t>(lowest_trainable_layer_, 0);
-       --layer)
+  for (int64_t layer = config_.num_layers - 1;
+       layer >= std::max<int64_t>(lowest_trainable_layer_, 0); --layer)
     layer_backward(ctx, layer, in);
   if (embeddings_trainable_) {
     if (!token_embedding_.grad.empty())

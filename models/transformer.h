@@ -26,8 +26,8 @@ struct ModelInputs {
 };
 
 struct ForwardResult {
-  double loss_sum = 0.0;   // sum of per-token losses over the micro-batch's targets
-  int64_t correct = 0;     // targets equal to the logits' argmax
+  double loss_sum = 0.0;  // sum of per-token losses over the micro-batch's targets
+  int64_t correct = 0;    // targets equal to the logits' argmax
 };
 
 class Transformer {
@@ -66,18 +66,18 @@ class Transformer {
     Weight gate_weight, up_weight, up_bias, down_weight, down_bias;
   };
   struct LayerActivations {
-    Tensor residual_in;                            // (N, C) the layer's input
+    Tensor residual_in;  // (N, C) the layer's input
     Tensor attn_norm, attn_norm_mean, attn_norm_rstd;
-    Tensor q, k, v;                                // (N, Hq*D), (N, Hkv*D) after RoPE
-    Tensor attn, attn_lse;                         // (N, Hq*D), (B, Hq, T)
-    Tensor residual_mid;                           // (N, C) after the attention residual
+    Tensor q, k, v;         // (N, Hq*D), (N, Hkv*D) after RoPE
+    Tensor attn, attn_lse;  // (N, Hq*D), (B, Hq, T)
+    Tensor residual_mid;    // (N, C) after the attention residual
     Tensor mlp_norm, mlp_norm_mean, mlp_norm_rstd;
-    Tensor gate, up, act;                          // (N, F); GELU MLPs use up (c_fc) and act
+    Tensor gate, up, act;  // (N, F); GELU MLPs use up (c_fc) and act
   };
-  struct Gradients {                               // shared by all layers
-    Tensor residual, normed, scratch;              // (N, C)
-    Tensor q, k, v, attn;                          // (N, Hq*D), (N, Hkv*D)
-    Tensor gate, up, act;                          // (N, F)
+  struct Gradients {                   // shared by all layers
+    Tensor residual, normed, scratch;  // (N, C)
+    Tensor q, k, v, attn;              // (N, Hq*D), (N, Hkv*D)
+    Tensor gate, up, act;              // (N, F)
   };
 
   Weight rows(const Weight& whole, int64_t begin, int64_t end) const;

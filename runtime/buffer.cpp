@@ -20,7 +20,9 @@ Buffer::Buffer(Device device, size_t bytes) : bytes_(bytes), device_(device) {
   }
 }
 
-Buffer::~Buffer() { release(); }
+Buffer::~Buffer() {
+  release();
+}
 
 Buffer::Buffer(Buffer&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),

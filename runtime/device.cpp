@@ -12,9 +12,11 @@ Device select_device(const std::string& requested) {
     return Device::cpu;
   }
   if (requested == "cuda") {
-    if (cuda_device_count() == 0) fail("device: cuda was requested but {}", cuda_device_description(0));
-    fail("device: cuda: the CUDA training backend is not available in this build of ft yet; use "
-         "device: cpu or auto");
+    if (cuda_device_count() == 0)
+      fail("device: cuda was requested but {}", cuda_device_description(0));
+    fail(
+        "device: cuda: the CUDA training backend is not available in this build of ft yet; use "
+        "device: cpu or auto");
   }
   fail("device: expected auto, cpu or cuda, got '{}'", requested);
 }
@@ -26,9 +28,15 @@ void copy_tensor(const Tensor& dst, const Tensor& src) {
 }
 
 #ifndef FT_WITH_CUDA
-int cuda_device_count() { return 0; }
-std::string cuda_device_description(int) { return "this build of ft has no CUDA support"; }
-void* device_allocate(size_t) { fail("device memory requested in a build without CUDA"); }
+int cuda_device_count() {
+  return 0;
+}
+std::string cuda_device_description(int) {
+  return "this build of ft has no CUDA support";
+}
+void* device_allocate(size_t) {
+  fail("device memory requested in a build without CUDA");
+}
 void device_free(void*) {}
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
   FT_CHECK(dst_device == Device::cpu && src_device == Device::cpu,

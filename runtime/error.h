@@ -22,10 +22,10 @@ template <typename... Args>
 }  // namespace ft
 
 // FT_CHECK(cond, "format", args...): throws ft::Error with the message and the source location.
-#define FT_CHECK(cond, ...)                                                               \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
+#define FT_CHECK(cond, ...)                                                                    \
+  do {                                                                                         \
+    if (!(cond)) {                                                                             \
       throw ::ft::Error(fmt::format("{} ({}:{}: check `{}` failed)", fmt::format(__VA_ARGS__), \
-                                    __FILE__, __LINE__, #cond));                          \
-    }                                                                                     \
+                                    __FILE__, __LINE__, #cond));                               \
+    }                                                                                          \
   } while (0)

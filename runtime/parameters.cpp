@@ -56,8 +56,11 @@ void ParameterStore::initialize(uint64_t seed) {
     const Parameter& param = params_[index];
     host.assign(param.spec.shape.numel(), 0.0);
     switch (param.spec.init) {
-      case InitKind::ones: host.assign(host.size(), 1.0); break;
-      case InitKind::zeros: break;
+      case InitKind::ones:
+        host.assign(host.size(), 1.0);
+        break;
+      case InitKind::zeros:
+        break;
       case InitKind::normal: {
         Random random(seed, index);
         for (double& value : host) value = param.spec.init_std * random.normal();

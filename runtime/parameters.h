@@ -17,9 +17,9 @@ namespace ft {
 struct Parameter {
   ParamSpec spec;
   Tensor value;
-  Tensor grad;    // empty when frozen
-  Tensor adam_m;  // empty when frozen
-  Tensor adam_v;  // empty when frozen
+  Tensor grad;         // empty when frozen
+  Tensor adam_m;       // empty when frozen
+  Tensor adam_v;       // empty when frozen
   int64_t offset = 0;  // element offset in its flat buffer (trainable or frozen)
 };
 

@@ -11,7 +11,8 @@ class Random {
  public:
   explicit Random(uint64_t seed) : state_(seed) {}
   // Two seeds combined into one stream, e.g. (run seed, parameter index).
-  Random(uint64_t seed, uint64_t stream) : state_(mix(seed ^ mix(stream + 0x9e3779b97f4a7c15ull))) {}
+  Random(uint64_t seed, uint64_t stream)
+      : state_(mix(seed ^ mix(stream + 0x9e3779b97f4a7c15ull))) {}
 
   uint64_t next_u64() { return mix(state_ += 0x9e3779b97f4a7c15ull); }
   // Uniform in [0, 1) with 53 random bits.

@@ -6,25 +6,35 @@ namespace ft {
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::f32: return 4;
-    case DType::f64: return 8;
-    case DType::bf16: return 2;
-    case DType::i32: return 4;
+    case DType::f32:
+      return 4;
+    case DType::f64:
+      return 8;
+    case DType::bf16:
+      return 2;
+    case DType::i32:
+      return 4;
   }
   return 0;
 }
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::f32: return "f32";
-    case DType::f64: return "f64";
-    case DType::bf16: return "bf16";
-    case DType::i32: return "i32";
+    case DType::f32:
+      return "f32";
+    case DType::f64:
+      return "f64";
+    case DType::bf16:
+      return "bf16";
+    case DType::i32:
+      return "i32";
   }
   return "?";
 }
 
-const char* device_name(Device device) { return device == Device::cpu ? "cpu" : "cuda"; }
+const char* device_name(Device device) {
+  return device == Device::cpu ? "cpu" : "cuda";
+}
 
 float bf16_to_float(bf16 value) {
   uint32_t bits = static_cast<uint32_t>(value.bits) << 16;

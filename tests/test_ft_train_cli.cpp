@@ -27,7 +27,8 @@ RunResult run_ft_train(const std::string& arguments) {
   if (!pipe) return result;
   std::array<char, 4096> chunk;
   size_t read;
-  while ((read = fread(chunk.data(), 1, chunk.size(), pipe)) > 0) result.output.append(chunk.data(), read);
+  while ((read = fread(chunk.data(), 1, chunk.size(), pipe)) > 0)
+    result.output.append(chunk.data(), read);
   int status = pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
@@ -40,10 +41,14 @@ std::string quickstart(const std::string& file) {
 // A config that trains 2 steps of a small model; `extra` lines are appended.
 std::string write_config(const TempDir& dir, const std::string& train_file,
                          const std::string& extra = "") {
-  return dir.write("run.yaml", "model:\n  preset: quickstart\n"
-                               "data:\n  train_file: " + train_file + "\n  seq_len: 64\n"
-                               "train:\n  micro_batch_size: 2\n  max_steps: 2\n"
-                               "output_dir: " + dir.path("out") + "\nthreads: 2\n" + extra);
+  return dir.write("run.yaml",
+                   "model:\n  preset: quickstart\n"
+                   "data:\n  train_file: " +
+                       train_file +
+                       "\n  seq_len: 64\n"
+                       "train:\n  micro_batch_size: 2\n  max_steps: 2\n"
+                       "output_dir: " +
+                       dir.path("out") + "\nthreads: 2\n" + extra);
 }
 
 TEST(FtTrainCli, HelpListsConfigFields) {

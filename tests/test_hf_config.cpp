@@ -109,7 +109,8 @@ TEST_F(HfConfig, WrongArchitectureAndMissingFieldAreNamed) {
     model_config_from_hf(path);
     FAIL() << "expected an error";
   } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("num_hidden_layers"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("num_hidden_layers"), std::string::npos)
+        << error.what();
   }
   EXPECT_THROW(model_config_from_hf((dir_ / "absent.json").string()), Error);
 }

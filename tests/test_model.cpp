@@ -10,8 +10,8 @@
 #include "kernels/ops.h"
 #include "models/param_layout.h"
 #include "models/transformer.h"
-#include "runtime/random.h"
 #include "runtime/parameters.h"
+#include "runtime/random.h"
 
 namespace ft {
 namespace {
@@ -148,7 +148,8 @@ TEST(ModelGradient, FrozenLowerLayersStillGiveExactGradientsAbove) {
 int64_t count_trainable_matrices(const ParameterStore& params) {
   int64_t matrices = 0;
   for (const Parameter& p : params.all())
-    if (p.spec.trainable && p.spec.shape.rank == 2 && p.spec.name.find("embed") == std::string::npos)
+    if (p.spec.trainable && p.spec.shape.rank == 2 &&
+        p.spec.name.find("embed") == std::string::npos)
       ++matrices;
   return matrices;
 }

@@ -26,8 +26,10 @@ const char* kSmallLlama = R"({
 config::RunConfig small_run(const TempDir& dir, const std::string& output, int max_steps) {
   config::RunConfig config;
   config.mutable_model()->set_hf_config(dir.write("model/config.json", kSmallLlama));
-  config.mutable_data()->set_train_file(std::string(FT_SOURCE_DIR) + "/examples/quickstart/train.jsonl");
-  config.mutable_data()->set_valid_file(std::string(FT_SOURCE_DIR) + "/examples/quickstart/valid.jsonl");
+  config.mutable_data()->set_train_file(std::string(FT_SOURCE_DIR) +
+                                        "/examples/quickstart/train.jsonl");
+  config.mutable_data()->set_valid_file(std::string(FT_SOURCE_DIR) +
+                                        "/examples/quickstart/valid.jsonl");
   config.mutable_data()->set_seq_len(96);
   config.mutable_optim()->set_lr(3e-3);
   config.mutable_optim()->set_warmup_steps(2);
@@ -90,7 +92,8 @@ TEST(Training, ResumeReproducesTheUninterruptedRunBitForBit) {
     EXPECT_EQ(resumed.step_losses[i], full.step_losses[4 + i]) << "step " << 5 + i;
   }
   // The final weights agree to the bit as well.
-  checkpoint::CheckpointReader a(checkpoint::step_checkpoint_path(dir.path("full/checkpoints"), 10));
+  checkpoint::CheckpointReader a(
+      checkpoint::step_checkpoint_path(dir.path("full/checkpoints"), 10));
   checkpoint::CheckpointReader b(
       checkpoint::step_checkpoint_path(dir.path("resumed/checkpoints"), 10));
   for (const std::string& name : a.tensor_names("model")) {

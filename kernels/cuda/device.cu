@@ -6,12 +6,12 @@
 
 #include "runtime/device.h"
 
-#define FT_CUDA_CHECK(call)                                                             \
-  do {                                                                                  \
-    cudaError_t status_ = (call);                                                       \
-    if (status_ != cudaSuccess)                                                         \
+#define FT_CUDA_CHECK(call)                                                                   \
+  do {                                                                                        \
+    cudaError_t status_ = (call);                                                             \
+    if (status_ != cudaSuccess)                                                               \
       ::ft::fail("CUDA error {} in {} ({}:{})", cudaGetErrorString(status_), #call, __FILE__, \
-                 __LINE__);                                                             \
+                 __LINE__);                                                                   \
   } while (0)
 
 namespace ft {
@@ -46,7 +46,9 @@ void* device_allocate(size_t bytes) {
   return pointer;
 }
 
-void device_free(void* pointer) { cudaFree(pointer); }
+void device_free(void* pointer) {
+  cudaFree(pointer);
+}
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
   if (dst_device == Device::cpu && src_device == Device::cpu) {

@@ -36,8 +36,10 @@ void MetricsLog::log_step(const StepMetrics& m, const std::optional<EvalMetrics>
                          {"elapsed_seconds", m.elapsed_seconds}};
   jsonl_ << line.dump() << '\n';
   csv_ << m.step << ',' << fmt::format("{}", m.loss) << ',' << fmt::format("{}", m.accuracy) << ',';
-  if (eval) csv_ << fmt::format("{},{}", eval->loss, eval->accuracy);
-  else csv_ << ',';
+  if (eval)
+    csv_ << fmt::format("{},{}", eval->loss, eval->accuracy);
+  else
+    csv_ << ',';
   csv_ << '\n';
   jsonl_.flush();
   csv_.flush();

@@ -1,5 +1,6 @@
-// What a run reports: the progress line on stdout, every step in metrics.jsonl, and the OpenAI-style
-// results.csv (step, train_loss, train_mean_token_accuracy, valid_loss, valid_mean_token_accuracy).
+// What a run reports: the progress line on stdout, every step in metrics.jsonl, and the
+// OpenAI-style results.csv (step, train_loss, train_mean_token_accuracy, valid_loss,
+// valid_mean_token_accuracy).
 #pragma once
 
 #include <cstdint>

@@ -13,9 +13,9 @@
 namespace ft {
 
 struct TrainState {
-  int64_t step = 0;                 // optimizer steps completed
-  data::DataCursor cursor;          // where the training data continues
-  int64_t trained_tokens = 0;       // target tokens trained so far
+  int64_t step = 0;            // optimizer steps completed
+  data::DataCursor cursor;     // where the training data continues
+  int64_t trained_tokens = 0;  // target tokens trained so far
   uint64_t seed = 0;
 };
 

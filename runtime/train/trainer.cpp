@@ -89,10 +89,10 @@ Trainer::Trainer(TrainerOptions options)
 
   const int64_t global_batch = static_cast<int64_t>(config_.train().micro_batch_size()) *
                                config_.train().grad_accum_steps() * comm_->size();
-  total_steps_ = config_.train().max_steps() > 0
-                     ? config_.train().max_steps()
-                     : (config_.train().epochs() * train_loader_->size() + global_batch - 1) /
-                           global_batch;
+  total_steps_ =
+      config_.train().max_steps() > 0
+          ? config_.train().max_steps()
+          : (config_.train().epochs() * train_loader_->size() + global_batch - 1) / global_batch;
 
   output_dir_ = config_.output_dir();
   checkpoint_dir_ = output_dir_ + "/checkpoints";
@@ -106,14 +106,15 @@ Trainer::Trainer(TrainerOptions options)
     if (!std::filesystem::exists(resume_path)) fail("--resume-from {}: no such file", resume_path);
   } else if (auto existing = checkpoint::latest_checkpoint(checkpoint_dir_)) {
     // A fresh run would write over this run's checkpoints.
-    fail("output_dir {} already holds checkpoints (newest: {}): pass --resume to continue "
-         "that run, or choose another output_dir",
-         output_dir_, *existing);
+    fail(
+        "output_dir {} already holds checkpoints (newest: {}): pass --resume to continue "
+        "that run, or choose another output_dir",
+        output_dir_, *existing);
   }
 
   const DType dtype = config_.dtype() == "fp64" ? DType::f64 : DType::f32;
-  params_ = std::make_unique<ParameterStore>(transformer_param_specs(model_config_), dtype,
-                                             ctx_.device);
+  params_ =
+      std::make_unique<ParameterStore>(transformer_param_specs(model_config_), dtype, ctx_.device);
   params_->initialize(seed);
   if (!resume_path.empty()) {
     state_ = load_training_checkpoint(resume_path, *params_, /*with_optimizer=*/true);
@@ -169,7 +170,8 @@ void Trainer::print_startup_report() const {
       format_bytes(workspace_.bytes()));
   log_ << "ft: train data: " << data::format_report(train_report_) << "\n";
   if (valid_loader_) log_ << "ft: valid data: " << data::format_report(valid_report_) << "\n";
-  const int64_t micro = config_.train().micro_batch_size(), accum = config_.train().grad_accum_steps();
+  const int64_t micro = config_.train().micro_batch_size(),
+                accum = config_.train().grad_accum_steps();
   log_ << fmt::format(
       "ft: plan: {} steps of {} sequences ({} x {} accumulated) of {} tokens; {} sequences per "
       "epoch\n",
@@ -287,8 +289,8 @@ TrainSummary Trainer::run() {
     }
     const auto step_end = Clock::now();
     m.step_seconds = std::chrono::duration<double>(step_end - step_start).count();
-    const double input_tokens = static_cast<double>(micro) * seq_len * micro_batches_.size() *
-                                comm_->size();
+    const double input_tokens =
+        static_cast<double>(micro) * seq_len * micro_batches_.size() * comm_->size();
     m.tokens_per_second = input_tokens / m.step_seconds;
     m.gflops_per_second = input_tokens * flops_per_token / m.step_seconds * 1e-9;
     m.elapsed_seconds = std::chrono::duration<double>(step_end - start).count();
@@ -303,7 +305,8 @@ TrainSummary Trainer::run() {
       if (eval) metrics.log_eval(*eval);
       if (step % config_.train().log_every() == 0 || step == total_steps_ || step == 1) {
         log_ << format_progress(m);
-        if (eval) log_ << fmt::format(" | valid loss {:.4f} acc {:.3f}", eval->loss, eval->accuracy);
+        if (eval)
+          log_ << fmt::format(" | valid loss {:.4f} acc {:.3f}", eval->loss, eval->accuracy);
         log_ << std::endl;
       }
     }
@@ -315,14 +318,15 @@ TrainSummary Trainer::run() {
   }
   summary.trained_tokens = trained_tokens;
   summary.wall_seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  log_ << fmt::format("ft: done: {} steps, {} trained tokens, final train loss {:.4f}", summary.steps,
-                      format_count(trained_tokens),
+  log_ << fmt::format("ft: done: {} steps, {} trained tokens, final train loss {:.4f}",
+                      summary.steps, format_count(trained_tokens),
                       summary.step_losses.empty() ? 0.0 : summary.step_losses.back());
   if (summary.final_eval)
     log_ << fmt::format(", valid loss {:.4f} (accuracy {:.3f})", summary.final_eval->loss,
                         summary.final_eval->accuracy);
   log_ << ", wall time " << format_duration(summary.wall_seconds) << "\n";
-  if (!summary.last_checkpoint.empty()) log_ << "ft: checkpoint " << summary.last_checkpoint << "\n";
+  if (!summary.last_checkpoint.empty())
+    log_ << "ft: checkpoint " << summary.last_checkpoint << "\n";
   return summary;
 }
 
