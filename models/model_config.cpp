@@ -218,6 +218,29 @@ ModelConfig tiny_llama_like(const std::string& name, const std::string& type) {
   return c;
 }
 
+ModelConfig gpt2_like(const std::string& name, int64_t vocab, int64_t hidden, int64_t layers,
+                      int64_t heads, int64_t positions) {
+  ModelConfig c;
+  c.name = name;
+  c.model_type = "gpt2";
+  c.vocab_size = vocab;
+  c.hidden_size = hidden;
+  c.num_layers = layers;
+  c.num_heads = heads;
+  c.num_kv_heads = heads;
+  c.head_dim = hidden / heads;
+  c.intermediate_size = 4 * hidden;
+  c.max_position_embeddings = positions;
+  c.norm = NormKind::layernorm;
+  c.norm_eps = 1e-5;
+  c.positions = PositionKind::learned;
+  c.mlp = MlpKind::gelu;
+  c.qkv_bias = true;
+  c.linear_bias = true;
+  c.tied_embeddings = true;
+  return c;
+}
+
 }  // namespace
 
 std::vector<std::string> model_preset_names() {
@@ -238,23 +261,7 @@ ModelConfig model_config_preset(const std::string& name) {
     c.qkv_bias = true;
     c.tied_embeddings = true;
   } else if (name == "tiny-gpt2") {
-    c.name = name;
-    c.model_type = "gpt2";
-    c.vocab_size = 61;
-    c.hidden_size = 24;
-    c.num_layers = 2;
-    c.num_heads = 4;
-    c.num_kv_heads = 4;
-    c.head_dim = 6;
-    c.intermediate_size = 96;
-    c.max_position_embeddings = 64;
-    c.norm = NormKind::layernorm;
-    c.norm_eps = 1e-5;
-    c.positions = PositionKind::learned;
-    c.mlp = MlpKind::gelu;
-    c.qkv_bias = true;
-    c.linear_bias = true;
-    c.tied_embeddings = true;
+    c = gpt2_like(name, /*vocab=*/61, /*hidden=*/24, /*layers=*/2, /*heads=*/4, /*positions=*/64);
     c.init_std = 0.3;
   } else if (name == "quickstart") {
     // Llama-style, byte-level vocabulary (259 ids), small enough to train in a minute on 2 cores.
@@ -270,25 +277,9 @@ ModelConfig model_config_preset(const std::string& name) {
     c.tied_embeddings = true;
     c.init_std = 0.02;
   } else if (name == "bench-gpt2") {
-    // The CPU benchmark's reference model (issue: GPT-2 style, 6 x 384, vocab 8192, context 256).
-    c.name = name;
-    c.model_type = "gpt2";
-    c.vocab_size = 8192;
-    c.hidden_size = 384;
-    c.num_layers = 6;
-    c.num_heads = 6;
-    c.num_kv_heads = 6;
-    c.head_dim = 64;
-    c.intermediate_size = 1536;
-    c.max_position_embeddings = 256;
-    c.norm = NormKind::layernorm;
-    c.norm_eps = 1e-5;
-    c.positions = PositionKind::learned;
-    c.mlp = MlpKind::gelu;
-    c.qkv_bias = true;
-    c.linear_bias = true;
-    c.tied_embeddings = true;
-    c.init_std = 0.02;
+    // The CPU benchmark's reference model: GPT-2 style, 6 x 384, vocab 8192, context 256.
+    c = gpt2_like(name, /*vocab=*/8192, /*hidden=*/384, /*layers=*/6, /*heads=*/6,
+                  /*positions=*/256);
   } else {
     std::string known;
     for (const std::string& preset : model_preset_names())

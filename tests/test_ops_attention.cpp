@@ -21,6 +21,8 @@
 namespace ft {
 namespace {
 
+using ft::testing::widen;
+
 using ft::testing::dot;
 using ft::testing::expect_gradient;
 using ft::testing::random_values;
@@ -75,10 +77,6 @@ struct AttentionData {
 template <typename T>
 std::vector<T> convert(const std::vector<double>& values) {
   return std::vector<T>(values.begin(), values.end());
-}
-template <typename T>
-std::vector<double> widen(const std::vector<T>& values) {
-  return std::vector<double>(values.begin(), values.end());
 }
 template <typename T>
 Tensor view_or_empty(std::vector<T>& values, Shape shape) {

@@ -13,26 +13,13 @@
 namespace ft {
 namespace {
 
+using ft::testing::cpu_context;
+using ft::testing::expect_error_mentioning;
+
 using ft::testing::dot;
 using ft::testing::expect_gradient;
 using ft::testing::random_values;
 using ft::testing::view;
-
-OpContext cpu_context(int threads = 2) {
-  OpContext ctx;
-  ctx.num_threads = threads;
-  return ctx;
-}
-
-template <typename Fn>
-void expect_error_mentioning(Fn&& call, const std::string& text) {
-  try {
-    call();
-    ADD_FAILURE() << "expected an ft::Error mentioning '" << text << "'";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find(text), std::string::npos) << error.what();
-  }
-}
 
 // Ids with repeats, so the scatter must add rows onto the same table row.
 std::vector<int32_t> repeating_ids(int64_t rows, int64_t vocab) {

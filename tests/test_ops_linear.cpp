@@ -14,6 +14,8 @@
 namespace ft {
 namespace {
 
+using ft::testing::expect_error_mentioning;
+
 using ft::testing::dot;
 using ft::testing::expect_gradient;
 using ft::testing::random_values;
@@ -25,16 +27,6 @@ OpContext cpu_context(OpCounters* counters = nullptr) {
   ctx.num_threads = 2;
   ctx.counters = counters;
   return ctx;
-}
-
-template <typename Fn>
-void expect_error_mentioning(Fn&& call, const std::string& text) {
-  try {
-    call();
-    ADD_FAILURE() << "expected an ft::Error mentioning '" << text << "'";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find(text), std::string::npos) << error.what();
-  }
 }
 
 std::vector<double> minus(const std::vector<double>& a, const std::vector<double>& b) {

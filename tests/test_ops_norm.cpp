@@ -15,6 +15,9 @@
 namespace ft {
 namespace {
 
+using ft::testing::cpu_context;
+using ft::testing::expect_error_mentioning;
+
 using ft::testing::dot;
 using ft::testing::expect_gradient;
 using ft::testing::random_floats;
@@ -23,22 +26,6 @@ using ft::testing::relative_l2;
 using ft::testing::view;
 
 constexpr double kEps = 1e-5;
-
-OpContext cpu_context(int threads = 2) {
-  OpContext ctx;
-  ctx.num_threads = threads;
-  return ctx;
-}
-
-template <typename Fn>
-void expect_error_mentioning(Fn&& call, const std::string& text) {
-  try {
-    call();
-    ADD_FAILURE() << "expected an ft::Error mentioning '" << text << "'";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find(text), std::string::npos) << error.what();
-  }
-}
 
 std::vector<double> minus(const std::vector<double>& a, const std::vector<double>& b) {
   std::vector<double> result(a.size());

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/context.h"
+#include "runtime/error.h"
 #include "runtime/tensor.h"
 
 namespace ft::testing {
@@ -42,5 +44,28 @@ double dot(const std::vector<double>& a, const std::vector<double>& b);
 
 // Relative L2 error ||a - b|| / max(||b||, tiny).
 double relative_l2(const std::vector<double>& a, const std::vector<double>& b);
+
+// A CPU op context with `threads` OpenMP threads.
+inline OpContext cpu_context(int threads = 2) {
+  OpContext ctx;
+  ctx.num_threads = threads;
+  return ctx;
+}
+
+// Expects `call` to throw an ft::Error whose message contains `text`.
+template <typename Fn>
+void expect_error_mentioning(Fn&& call, const std::string& text) {
+  try {
+    call();
+    ADD_FAILURE() << "expected an ft::Error mentioning '" << text << "'";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find(text), std::string::npos) << error.what();
+  }
+}
+
+template <typename T>
+std::vector<double> widen(const std::vector<T>& values) {
+  return std::vector<double>(values.begin(), values.end());
+}
 
 }  // namespace ft::testing
