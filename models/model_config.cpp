@@ -116,6 +116,9 @@ ModelConfig llama_family_from_hf(const json& j, const std::string& path, const s
   if (type == "llama" && optional<bool>(j, path, "mlp_bias", false))
     fail("{}: mlp_bias true is not supported", path);
   c.tied_embeddings = optional<bool>(j, path, "tie_word_embeddings", false);
+  const bool window_used =
+      type == "mistral" || (type == "qwen2" && optional<bool>(j, path, "use_sliding_window", false));
+  if (window_used) c.sliding_window = optional<int64_t>(j, path, "sliding_window", 0);
   if (j.contains("rope_scaling") && !j.at("rope_scaling").is_null()) {
     const json& s = j.at("rope_scaling");
     std::string rope_type = s.contains("rope_type") ? s.at("rope_type").get<std::string>()

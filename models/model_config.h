@@ -34,6 +34,9 @@ struct ModelConfig {
   bool qkv_bias = false;         // Qwen2, GPT-2
   bool linear_bias = false;      // GPT-2: every linear (attention output, MLP) has a bias
   bool tied_embeddings = false;  // the LM head reuses the token embedding
+  // Mistral/Qwen2 sliding-window attention (0: none). ft attends to the full causal past, which
+  // equals the window only for sequences no longer than it; longer ones are refused.
+  int64_t sliding_window = 0;
   double init_std = 0.02;
 
   int64_t q_dim() const { return num_heads * head_dim; }

@@ -68,8 +68,10 @@ TEST_F(HfConfig, MistralAndGpt2) {
     "architectures": ["MistralForCausalLM"], "model_type": "mistral", "vocab_size": 32000,
     "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
     "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 32768,
-    "rms_norm_eps": 1e-05, "rope_theta": 1000000.0, "tie_word_embeddings": false})"));
+    "rms_norm_eps": 1e-05, "rope_theta": 1000000.0, "tie_word_embeddings": false,
+    "sliding_window": 4096})"));
   EXPECT_EQ(mistral.num_kv_heads, 8);
+  EXPECT_EQ(mistral.sliding_window, 4096);
   EXPECT_FALSE(mistral.tied_embeddings);
   ModelConfig gpt2 = model_config_from_hf(write(R"({
     "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": 50257,

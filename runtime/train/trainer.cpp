@@ -65,6 +65,11 @@ Trainer::Trainer(TrainerOptions options)
     fail("data.seq_len = {} exceeds the model's max_position_embeddings {}", seq_len,
          model_config_.max_position_embeddings);
 
+  if (model_config_.sliding_window > 0 && seq_len > model_config_.sliding_window)
+    fail("data.seq_len = {} exceeds the model's sliding_window {}: sliding-window attention is not "
+         "implemented, so sequences must fit in the window",
+         seq_len, model_config_.sliding_window);
+
   tokenizer_ = std::make_unique<data::ByteTokenizer>();
   if (tokenizer_->vocab_size() > model_config_.vocab_size)
     fail("model {}: vocab_size {} is smaller than the tokenizer's {} ids", model_config_.name,
