@@ -174,7 +174,8 @@ def main():
     tokens_per_s = tokens / step_median
     print("\nResult")
     print(f"  step time       median {step_median * 1e3:.1f} ms, mean "
-          f"{statistics.mean(times) * 1e3:.1f} ms ({args.steps} steps after {args.warmup} warm-up)")
+          f"{statistics.mean(times) * 1e3:.1f}, min {min(times) * 1e3:.1f}, max "
+          f"{max(times) * 1e3:.1f} ({args.steps} steps after {args.warmup} warm-up)")
     print(f"  throughput      {tokens_per_s:.0f} tokens/s, "
           f"{tokens_per_s * flops_per_token * 1e-9:.1f} GFLOP/s")
     print(f"  loss            {first_loss:.4f} (step 1) -> {loss:.4f} (step {args.warmup + args.steps})")

@@ -1,17 +1,31 @@
 // Reductions the training loop reports: the loss sum and the argmax accuracy.
 #include <omp.h>
 
+#include <algorithm>
+
 #include "kernels/dispatch.h"
 #include "kernels/ops.h"
 
 namespace ft::ops {
 namespace {
 
+// A fixed number of blocks, each summed in order and then added in order: the same bits for any
+// thread count (an OpenMP reduction adds the threads' partials in arrival order).
+constexpr int kSumBlocks = 64;
+
 template <typename T>
 double sum_cpu(const T* x, int64_t count, int threads) {
+  double partial[kSumBlocks] = {};
+  const int64_t block = (count + kSumBlocks - 1) / kSumBlocks;
+#pragma omp parallel for num_threads(threads) if (count > 65536)
+  for (int b = 0; b < kSumBlocks; ++b) {
+    const int64_t end = std::min(count, (b + 1) * block);
+    double total = 0.0;
+    for (int64_t i = b * block; i < end; ++i) total += static_cast<double>(x[i]);
+    partial[b] = total;
+  }
   double total = 0.0;
-#pragma omp parallel for reduction(+ : total) num_threads(threads) if (count > 65536)
-  for (int64_t i = 0; i < count; ++i) total += static_cast<double>(x[i]);
+  for (double value : partial) total += value;
   return total;
 }
 

@@ -102,6 +102,7 @@ ModelConfig llama_family_from_hf(const json& j, const std::string& path, const s
   c.num_layers = required<int64_t>(j, path, "num_hidden_layers");
   c.num_heads = required<int64_t>(j, path, "num_attention_heads");
   c.num_kv_heads = optional<int64_t>(j, path, "num_key_value_heads", c.num_heads);
+  if (c.num_heads <= 0) fail("{}: num_attention_heads = {} must be positive", path, c.num_heads);
   c.head_dim = optional<int64_t>(j, path, "head_dim", c.hidden_size / c.num_heads);
   c.intermediate_size = required<int64_t>(j, path, "intermediate_size");
   c.max_position_embeddings = optional<int64_t>(j, path, "max_position_embeddings", 2048);
@@ -112,18 +113,24 @@ ModelConfig llama_family_from_hf(const json& j, const std::string& path, const s
   c.mlp = MlpKind::swiglu;
   std::string act = optional<std::string>(j, path, "hidden_act", "silu");
   if (act != "silu") fail("{}: hidden_act \"{}\" is not supported (expected silu)", path, act);
-  c.qkv_bias = type == "qwen2" ? true : optional<bool>(j, path, "attention_bias", false);
+  // Qwen2 always has q/k/v biases; Mistral never has attention biases. Llama's attention_bias
+  // would also put a bias on o_proj, which this model does not have.
+  c.qkv_bias = type == "qwen2";
+  if (type == "llama" && optional<bool>(j, path, "attention_bias", false))
+    fail("{}: attention_bias true is not supported", path);
   if (type == "llama" && optional<bool>(j, path, "mlp_bias", false))
     fail("{}: mlp_bias true is not supported", path);
+  c.init_std = optional<double>(j, path, "initializer_range", 0.02);
   c.tied_embeddings = optional<bool>(j, path, "tie_word_embeddings", false);
   const bool window_used =
-      type == "mistral" || (type == "qwen2" && optional<bool>(j, path, "use_sliding_window", false));
+      type == "mistral" ||
+      (type == "qwen2" && optional<bool>(j, path, "use_sliding_window", false));
   if (window_used) c.sliding_window = optional<int64_t>(j, path, "sliding_window", 0);
   if (j.contains("rope_scaling") && !j.at("rope_scaling").is_null()) {
     const json& s = j.at("rope_scaling");
-    std::string rope_type = s.contains("rope_type") ? s.at("rope_type").get<std::string>()
-                            : s.contains("type")    ? s.at("type").get<std::string>()
-                                                    : "";
+    const std::string scaling_path = path + " rope_scaling";
+    std::string rope_type = optional<std::string>(
+        s, scaling_path, "rope_type", optional<std::string>(s, scaling_path, "type", ""));
     if (rope_type == "llama3") {
       c.rope_scaling.factor = required<double>(s, path + " rope_scaling", "factor");
       c.rope_scaling.low_freq_factor =
@@ -149,8 +156,17 @@ ModelConfig gpt2_from_hf(const json& j, const std::string& path) {
   c.num_layers = required<int64_t>(j, path, "n_layer");
   c.num_heads = required<int64_t>(j, path, "n_head");
   c.num_kv_heads = c.num_heads;
+  if (c.num_heads <= 0 || c.hidden_size % c.num_heads != 0)
+    fail("{}: n_embd {} must be a positive multiple of n_head {}", path, c.hidden_size,
+         c.num_heads);
   c.head_dim = c.hidden_size / c.num_heads;
   c.intermediate_size = optional<int64_t>(j, path, "n_inner", 4 * c.hidden_size);
+  // Attention variants GPT-2's config can switch on; each would change the logits.
+  if (!optional<bool>(j, path, "scale_attn_weights", true))
+    fail("{}: scale_attn_weights false is not supported", path);
+  if (optional<bool>(j, path, "scale_attn_by_inverse_layer_idx", false))
+    fail("{}: scale_attn_by_inverse_layer_idx true is not supported", path);
+  c.init_std = optional<double>(j, path, "initializer_range", 0.02);
   c.max_position_embeddings = required<int64_t>(j, path, "n_positions");
   c.norm = NormKind::layernorm;
   c.norm_eps = optional<double>(j, path, "layer_norm_epsilon", 1e-5);

@@ -61,8 +61,9 @@ ModelParamNames model_param_names(const ModelConfig& c) {
 std::vector<ParamSpec> transformer_param_specs(const ModelConfig& c) {
   const int64_t C = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
   const double std = c.init_std;
-  // Residual projections scaled by 1/sqrt(2L) (GPT-2), keeping the residual stream's variance flat.
-  const double residual_std = std / std::sqrt(2.0 * c.num_layers);
+  // GPT-2 scales its residual projections by 1/sqrt(2L); Llama-family models initialize every
+  // matrix with the same std (Hugging Face's initializer_range).
+  const double residual_std = c.model_type == "gpt2" ? std / std::sqrt(2.0 * c.num_layers) : std;
   std::vector<ParamSpec> specs;
   auto matrix = [&](const std::string& name, int64_t rows, int64_t cols, double init_std) {
     specs.push_back({name, Shape{rows, cols}, InitKind::normal, init_std, true, true});

@@ -7,6 +7,16 @@
 #include "runtime/random.h"
 
 namespace ft {
+namespace {
+
+// FNV-1a: a stable hash of the name (std::hash is not specified to be stable).
+uint64_t name_hash(const std::string& name) {
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (unsigned char c : name) hash = (hash ^ c) * 0x100000001b3ull;
+  return hash;
+}
+
+}  // namespace
 
 ParameterStore::ParameterStore(std::vector<ParamSpec> specs, DType dtype, Device device)
     : dtype_(dtype), device_(device) {
@@ -62,7 +72,7 @@ void ParameterStore::initialize(uint64_t seed) {
       case InitKind::zeros:
         break;
       case InitKind::normal: {
-        Random random(seed, index);
+        Random random(seed, name_hash(param.spec.name));
         for (double& value : host) value = param.spec.init_std * random.normal();
         break;
       }

@@ -27,8 +27,8 @@ class ParameterStore {
  public:
   ParameterStore(std::vector<ParamSpec> specs, DType dtype, Device device);
 
-  // Seeded initialization: each parameter draws from its own stream (seed, index in the table),
-  // so adding a parameter does not change the others' values.
+  // Seeded initialization: each parameter draws from its own stream, keyed by (seed, name), so
+  // adding a parameter does not change the others' values.
   void initialize(uint64_t seed);
 
   bool contains(const std::string& name) const { return index_.count(name) != 0; }

@@ -1,5 +1,5 @@
 // Tensor views: a pointer, a dtype, a device and a shape. A Tensor never owns memory; Buffer
-// (runtime/buffer.h) and Arena (runtime/arena.h) do. Views are always contiguous, row-major.
+// and Arena (both in runtime/buffer.h) do. Views are always contiguous, row-major.
 #pragma once
 
 #include <array>

@@ -117,5 +117,37 @@ TEST_F(HfConfig, WrongArchitectureAndMissingFieldAreNamed) {
   EXPECT_THROW(model_config_from_hf((dir_ / "absent.json").string()), Error);
 }
 
+TEST_F(HfConfig, BadValuesGiveErrorsNotCrashes) {
+  auto expect_error = [&](const std::string& json, const std::string& part) {
+    std::string path = write(json);
+    try {
+      model_config_from_hf(path);
+      ADD_FAILURE() << "expected an error for " << json;
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find(part), std::string::npos) << error.what();
+    }
+  };
+  expect_error(R"({"model_type": "gpt2", "vocab_size": 10, "n_embd": 8, "n_layer": 1,
+                   "n_head": 0, "n_positions": 16})",
+               "n_head");
+  expect_error(R"({"model_type": "gpt2", "vocab_size": 10, "n_embd": 10, "n_layer": 1,
+                   "n_head": 4, "n_positions": 16})",
+               "n_head");
+  expect_error(R"({"model_type": "gpt2", "vocab_size": 10, "n_embd": 8, "n_layer": 1,
+                   "n_head": 2, "n_positions": 16, "scale_attn_by_inverse_layer_idx": true})",
+               "scale_attn_by_inverse_layer_idx");
+  expect_error(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 8,
+                   "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 0})",
+               "num_attention_heads");
+  expect_error(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 8,
+                   "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                   "rope_scaling": {"rope_type": 3}})",
+               "rope_type");
+  expect_error(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 8,
+                   "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                   "attention_bias": true})",
+               "attention_bias");
+}
+
 }  // namespace
 }  // namespace ft

@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 
 #include "runtime/checkpoint/hdf5_checkpoint.h"
@@ -157,6 +158,63 @@ TEST(Training, CheckpointOfAnotherShapeIsRefusedNamingTheTensor) {
     EXPECT_NE(message.find("(259, 32)"), std::string::npos) << message;
     EXPECT_NE(message.find("(259, 48)"), std::string::npos) << message;
   }
+}
+
+void expect_error_containing(const std::function<void()>& call,
+                             const std::vector<std::string>& parts) {
+  try {
+    call();
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& error) {
+    for (const std::string& part : parts)
+      EXPECT_NE(std::string(error.what()).find(part), std::string::npos) << error.what();
+  }
+}
+
+TEST(Training, ResumeFromAnOlderCheckpointWouldOverwriteNewerOnesAndIsRefused) {
+  TempDir dir;
+  config::RunConfig config = small_run(dir, "run", 6);
+  config.mutable_checkpoint()->set_save_every(2);
+  config.mutable_checkpoint()->set_keep_last(3);
+  train(config);
+  std::string step2 = checkpoint::step_checkpoint_path(dir.path("run/checkpoints"), 2);
+  std::string step6 = checkpoint::step_checkpoint_path(dir.path("run/checkpoints"), 6);
+  std::string before = testing::read_file(step6);
+  expect_error_containing([&] { train(config, step2); }, {step6, "newer checkpoint"});
+  EXPECT_EQ(testing::read_file(step6), before);
+}
+
+TEST(Training, ResumeRefusesAChangedDataOrderOrNothingLeftToTrain) {
+  TempDir dir;
+  config::RunConfig config = small_run(dir, "run", 4);
+  config.mutable_checkpoint()->set_save_every(2);
+  train(config);
+  std::string step2 = checkpoint::step_checkpoint_path(dir.path("run/checkpoints"), 2);
+  config::RunConfig elsewhere = config;
+  elsewhere.set_output_dir(dir.path("other"));
+  config::RunConfig reseeded = elsewhere;
+  reseeded.set_seed(99);
+  expect_error_containing([&] { train(reseeded, step2); }, {"seed", "'5'", "'99'"});
+  config::RunConfig longer = elsewhere;
+  longer.mutable_data()->set_seq_len(64);
+  expect_error_containing([&] { train(longer, step2); }, {"data.seq_len"});
+  expect_error_containing([&] { train(config, "latest"); }, {"nothing left to train"});
+}
+
+TEST(Training, ResumedMetricsKeepEachStepOnce) {
+  TempDir dir;
+  config::RunConfig config = small_run(dir, "run", 4);
+  config.mutable_checkpoint()->set_save_every(2);
+  config.mutable_checkpoint()->set_keep_last(2);
+  train(config);
+  // As if the run had stopped after logging step 3 and before saving step 4.
+  std::filesystem::remove(checkpoint::step_checkpoint_path(dir.path("run/checkpoints"), 4));
+  train(config, "latest");
+  std::istringstream csv(testing::read_file(dir.path("run/results.csv")));
+  std::string line;
+  std::vector<std::string> steps;
+  while (std::getline(csv, line)) steps.push_back(line.substr(0, line.find(',')));
+  EXPECT_EQ(steps, (std::vector<std::string>{"step", "1", "2", "3", "4"}));
 }
 
 }  // namespace

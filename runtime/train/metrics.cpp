@@ -10,16 +10,47 @@
 
 namespace ft {
 
-MetricsLog::MetricsLog(const std::string& dir, bool append) {
+namespace {
+
+constexpr const char* kCsvHeader =
+    "step,train_loss,train_mean_token_accuracy,valid_loss,valid_mean_token_accuracy";
+
+// Rewrites `path` keeping the lines `keep` accepts (through a temporary file and a rename).
+template <typename Keep>
+void filter_lines(const std::string& path, Keep keep) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string tmp = path + ".tmp", line;
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    while (std::getline(in, line))
+      if (keep(line)) out << line << '\n';
+    if (!out) fail("cannot rewrite {}", path);
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace
+
+MetricsLog::MetricsLog(const std::string& dir, int64_t resume_step) {
   std::filesystem::create_directories(dir);
-  auto mode = append ? std::ios::app : std::ios::trunc;
   std::string jsonl_path = dir + "/metrics.jsonl", csv_path = dir + "/results.csv";
-  bool csv_existed = std::filesystem::exists(csv_path) && append;
+  bool csv_has_header = false;
+  if (resume_step > 0) {
+    filter_lines(jsonl_path, [&](const std::string& line) {
+      nlohmann::json row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      return row.is_object() && row.contains("step") && row["step"].get<int64_t>() <= resume_step;
+    });
+    filter_lines(csv_path, [&](const std::string& line) {
+      if (line == kCsvHeader) return csv_has_header = true;
+      return std::atoll(line.c_str()) <= resume_step && !line.empty();
+    });
+  }
+  auto mode = resume_step > 0 ? std::ios::app : std::ios::trunc;
   jsonl_.open(jsonl_path, std::ios::out | mode);
   csv_.open(csv_path, std::ios::out | mode);
   if (!jsonl_ || !csv_) fail("cannot write metrics to {}", dir);
-  if (!csv_existed)
-    csv_ << "step,train_loss,train_mean_token_accuracy,valid_loss,valid_mean_token_accuracy\n";
+  if (!csv_has_header) csv_ << kCsvHeader << '\n';
 }
 
 void MetricsLog::log_step(const StepMetrics& m, const std::optional<EvalMetrics>& eval) {

@@ -36,8 +36,9 @@ struct EvalMetrics {
 
 class MetricsLog {
  public:
-  // Opens <dir>/metrics.jsonl and <dir>/results.csv; append = continue a resumed run's files.
-  MetricsLog(const std::string& dir, bool append);
+  // Opens <dir>/metrics.jsonl and <dir>/results.csv. resume_step 0 starts them afresh; a resumed
+  // run keeps the rows up to resume_step (dropping those of steps it will run again) and appends.
+  MetricsLog(const std::string& dir, int64_t resume_step);
   void log_step(const StepMetrics& metrics, const std::optional<EvalMetrics>& eval);
   void log_eval(const EvalMetrics& metrics);
 

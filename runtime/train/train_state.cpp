@@ -34,6 +34,7 @@ void save_training_checkpoint(const std::string& path, const ParameterStore& par
   writer.set_attribute("data_position", state.cursor.position);
   writer.set_attribute("trained_tokens", state.trained_tokens);
   writer.set_attribute("seed", static_cast<int64_t>(state.seed));
+  writer.set_attribute("train_sequences", state.train_sequences);
   writer.set_attribute("config", config::to_text(config));
   writer.set_attribute("model", model_summary);
   writer.commit();
@@ -67,6 +68,8 @@ TrainState load_training_checkpoint(const std::string& path, const ParameterStor
   state.cursor.position = reader.int_attribute("data_position");
   state.trained_tokens = reader.int_attribute("trained_tokens");
   state.seed = static_cast<uint64_t>(reader.int_attribute("seed"));
+  state.train_sequences = reader.int_attribute("train_sequences");
+  state.config_text = reader.string_attribute("config");
   return state;
 }
 

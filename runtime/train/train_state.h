@@ -17,6 +17,8 @@ struct TrainState {
   data::DataCursor cursor;     // where the training data continues
   int64_t trained_tokens = 0;  // target tokens trained so far
   uint64_t seed = 0;
+  int64_t train_sequences = 0;  // training sequences per epoch (the cursor indexes them)
+  std::string config_text;      // the run config, protobuf text format (when loaded)
 };
 
 // Writes `path` atomically (temporary name, then rename).

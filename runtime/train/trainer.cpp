@@ -42,6 +42,23 @@ std::string resolve_format(const std::string& format, const std::string& path) {
   return std::filesystem::path(path).extension() == ".jsonl" ? "chat" : "text";
 }
 
+// The fields that decide which data a resumed run reads next and which model it continues; the
+// rest (learning rate, length of the run, logging, ...) may change on resume.
+void check_resume_compatible(const std::string& path, const config::RunConfig& saved,
+                             const config::RunConfig& now) {
+  for (const char* field :
+       {"seed", "data.train_file", "data.format", "data.seq_len", "data.shuffle", "data.too_long",
+        "model.preset", "model.hf_config", "model.max_position_embeddings", "dtype"}) {
+    std::string before = config::get_field(saved, field), after = config::get_field(now, field);
+    if (before != after)
+      fail(
+          "--resume {}: config field {} was '{}' in the checkpointed run and is '{}' now; the "
+          "run cannot continue where it stopped. Resume with the same value, or start a new run "
+          "from these weights with model.init_from",
+          path, field, before, after);
+  }
+}
+
 }  // namespace
 
 Trainer::Trainer(TrainerOptions options)
@@ -66,9 +83,10 @@ Trainer::Trainer(TrainerOptions options)
          model_config_.max_position_embeddings);
 
   if (model_config_.sliding_window > 0 && seq_len > model_config_.sliding_window)
-    fail("data.seq_len = {} exceeds the model's sliding_window {}: sliding-window attention is not "
-         "implemented, so sequences must fit in the window",
-         seq_len, model_config_.sliding_window);
+    fail(
+        "data.seq_len = {} exceeds the model's sliding_window {}: sliding-window attention is not "
+        "implemented, so sequences must fit in the window",
+        seq_len, model_config_.sliding_window);
 
   tokenizer_ = std::make_unique<data::ByteTokenizer>();
   if (tokenizer_->vocab_size() > model_config_.vocab_size)
@@ -115,6 +133,9 @@ Trainer::Trainer(TrainerOptions options)
         "output_dir {} already holds checkpoints (newest: {}): pass --resume to continue "
         "that run, or choose another output_dir",
         output_dir_, *existing);
+  } else if (std::filesystem::exists(output_dir_ + "/metrics.jsonl")) {
+    fail("output_dir {} already holds a run's metrics.jsonl: choose another output_dir",
+         output_dir_);
   }
 
   const DType dtype = config_.dtype() == "fp64" ? DType::f64 : DType::f32;
@@ -123,12 +144,32 @@ Trainer::Trainer(TrainerOptions options)
   params_->initialize(seed);
   if (!resume_path.empty()) {
     state_ = load_training_checkpoint(resume_path, *params_, /*with_optimizer=*/true);
+    check_resume_compatible(resume_path, config::from_text(state_.config_text, resume_path),
+                            config_);
+    if (state_.train_sequences != train_loader_->size())
+      fail("--resume {}: the checkpointed run had {} training sequences, {} now holds {}",
+           resume_path, state_.train_sequences, config_.data().train_file(), train_loader_->size());
+    if (state_.step >= total_steps_)
+      fail(
+          "--resume {}: the checkpoint is at step {} and this run has {} steps: nothing left to "
+          "train (raise train.max_steps or train.epochs)",
+          resume_path, state_.step, total_steps_);
+    // Continuing from an older checkpoint would overwrite (and rotate away) newer ones.
+    if (auto newest = checkpoint::latest_checkpoint(checkpoint_dir_)) {
+      const int64_t newest_step = checkpoint::CheckpointReader(*newest).int_attribute("step");
+      if (newest_step > state_.step)
+        fail(
+            "--resume {}: {} holds a newer checkpoint ({}, step {}) that this run would overwrite; "
+            "resume from the newest (--resume) or into another output_dir",
+            resume_path, checkpoint_dir_, *newest, newest_step);
+    }
     train_loader_->set_cursor(state_.cursor);
     log_ << "ft: resumed from " << resume_path << " at step " << state_.step << "\n";
   } else if (!config_.model().init_from().empty()) {
     load_training_checkpoint(config_.model().init_from(), *params_, /*with_optimizer=*/false);
   }
   state_.seed = seed;
+  state_.train_sequences = train_loader_->size();
 
   AdamWConfig adamw;
   adamw.beta1 = config_.optim().beta1();
@@ -173,6 +214,10 @@ void Trainer::print_startup_report() const {
       format_bytes(params_->weight_bytes()), format_bytes(params_->gradient_bytes()),
       format_bytes(params_->optimizer_bytes()), format_bytes(activations_.capacity()),
       format_bytes(workspace_.bytes()));
+  log_ << fmt::format(
+      "ft: tokenizer: byte-level ({} ids: 256 bytes and <|endoftext|>, "
+      "<|im_start|>, <|im_end|>), chat rendered as ChatML\n",
+      tokenizer_->vocab_size());
   log_ << "ft: train data: " << data::format_report(train_report_) << "\n";
   if (valid_loader_) log_ << "ft: valid data: " << data::format_report(valid_report_) << "\n";
   const int64_t micro = config_.train().micro_batch_size(),
@@ -232,8 +277,7 @@ void Trainer::save_checkpoint(int64_t step, int64_t trained_tokens) {
 TrainSummary Trainer::run() {
   using Clock = std::chrono::steady_clock;
   print_startup_report();
-  const bool resumed = state_.step > 0;
-  MetricsLog metrics(output_dir_, /*append=*/resumed);
+  MetricsLog metrics(output_dir_, /*resume_step=*/state_.step);
   TrainSummary summary;
   summary.steps = state_.step;
   int64_t trained_tokens = state_.trained_tokens;
@@ -243,7 +287,6 @@ TrainSummary Trainer::run() {
   const int eval_every = config_.train().eval_every();
   const int save_every = config_.checkpoint().save_every();
   const auto start = Clock::now();
-  double step_seconds_sum = 0.0;
   int64_t steps_timed = 0;
 
   for (int64_t step = state_.step + 1; step <= total_steps_; ++step) {
@@ -271,6 +314,11 @@ TrainSummary Trainer::run() {
     comm_->all_reduce_sum(params_->trainable_grads());
     comm_->all_reduce_sum(sums);
     const double grad_norm = optimizer_->clip_gradients(ctx_);
+    if (!std::isfinite(grad_norm) || !std::isfinite(sums[0]))
+      fail(
+          "step {}: the loss ({}) or gradient norm ({}) is not finite; stopping before the update "
+          "so the saved checkpoints stay valid",
+          step, sums[0], grad_norm);
     const double lr = schedule_.at(step);
     optimizer_->update(ctx_, lr, step);
 
@@ -285,23 +333,21 @@ TrainSummary Trainer::run() {
     m.step_tokens = static_cast<int64_t>(step_targets);
     trained_tokens += m.step_tokens;
     m.trained_tokens = trained_tokens;
-    if (!std::isfinite(m.loss)) fail("step {}: the training loss is {} (diverged)", step, m.loss);
 
+    const auto step_end = Clock::now();
     std::optional<EvalMetrics> eval;
     if (valid_loader_ && ((eval_every > 0 && step % eval_every == 0) || step == total_steps_)) {
       eval = evaluate(step);
       summary.final_eval = eval;
     }
-    const auto step_end = Clock::now();
     m.step_seconds = std::chrono::duration<double>(step_end - step_start).count();
     const double input_tokens =
         static_cast<double>(micro) * seq_len * micro_batches_.size() * comm_->size();
     m.tokens_per_second = input_tokens / m.step_seconds;
     m.gflops_per_second = input_tokens * flops_per_token / m.step_seconds * 1e-9;
-    m.elapsed_seconds = std::chrono::duration<double>(step_end - start).count();
-    step_seconds_sum += m.step_seconds;
+    m.elapsed_seconds = std::chrono::duration<double>(Clock::now() - start).count();
     ++steps_timed;
-    m.eta_seconds = step_seconds_sum / steps_timed * static_cast<double>(total_steps_ - step);
+    m.eta_seconds = m.elapsed_seconds / steps_timed * static_cast<double>(total_steps_ - step);
     summary.step_losses.push_back(m.loss);
     summary.steps = step;
 
