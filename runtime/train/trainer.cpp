@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "models/param_layout.h"
+#include "runtime/blas.h"
 #include "runtime/checkpoint/hdf5_checkpoint.h"
 #include "runtime/config/config.h"
 #include "runtime/device.h"
@@ -209,6 +210,7 @@ void Trainer::print_startup_report() const {
                       format_count(trainable), format_count(total),
                       100.0 * static_cast<double>(trainable) / static_cast<double>(total),
                       config_.dtype(), device_name(ctx_.device), ctx_.num_threads);
+  log_ << "ft: BLAS: " << blas_description() << "\n";
   log_ << fmt::format(
       "ft: memory: weights {}, gradients {}, optimizer state {}, activations {}, workspace {}\n",
       format_bytes(params_->weight_bytes()), format_bytes(params_->gradient_bytes()),
