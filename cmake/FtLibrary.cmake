@@ -1,18 +1,26 @@
 # libft: everything but the executables. Sources are globbed per folder so that adding a file to
 # kernels/, runtime/, parallel/ or models/ needs no edit here.
-set(FT_PROTO ${PROJECT_SOURCE_DIR}/runtime/config/ft_config.proto)
+# Every .proto under runtime/ is compiled into libft (generated into build/generated/<same path>).
+file(GLOB_RECURSE FT_PROTOS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/runtime/*.proto)
 set(FT_PROTO_OUT ${PROJECT_BINARY_DIR}/generated)
-file(MAKE_DIRECTORY ${FT_PROTO_OUT}/runtime/config)
-add_custom_command(
-  OUTPUT ${FT_PROTO_OUT}/runtime/config/ft_config.pb.cc ${FT_PROTO_OUT}/runtime/config/ft_config.pb.h
-  COMMAND protobuf::protoc --cpp_out=${FT_PROTO_OUT} -I ${PROJECT_SOURCE_DIR} ${FT_PROTO}
-  DEPENDS ${FT_PROTO} protobuf::protoc
-  COMMENT "protoc ft_config.proto")
+set(FT_PROTO_SOURCES)
+foreach(proto ${FT_PROTOS})
+  file(RELATIVE_PATH relative ${PROJECT_SOURCE_DIR} ${proto})
+  string(REGEX REPLACE "\\.proto$" "" stem ${relative})
+  get_filename_component(folder ${relative} DIRECTORY)
+  file(MAKE_DIRECTORY ${FT_PROTO_OUT}/${folder})
+  add_custom_command(
+    OUTPUT ${FT_PROTO_OUT}/${stem}.pb.cc ${FT_PROTO_OUT}/${stem}.pb.h
+    COMMAND protobuf::protoc --cpp_out=${FT_PROTO_OUT} -I ${PROJECT_SOURCE_DIR} ${proto}
+    DEPENDS ${proto} protobuf::protoc
+    COMMENT "protoc ${relative}")
+  list(APPEND FT_PROTO_SOURCES ${FT_PROTO_OUT}/${stem}.pb.cc)
+endforeach()
 
 file(GLOB_RECURSE FT_CXX_SOURCES CONFIGURE_DEPENDS
   ${PROJECT_SOURCE_DIR}/kernels/*.cpp ${PROJECT_SOURCE_DIR}/runtime/*.cpp
   ${PROJECT_SOURCE_DIR}/parallel/*.cpp ${PROJECT_SOURCE_DIR}/models/*.cpp)
-add_library(ft STATIC ${FT_CXX_SOURCES} ${FT_PROTO_OUT}/runtime/config/ft_config.pb.cc)
+add_library(ft STATIC ${FT_CXX_SOURCES} ${FT_PROTO_SOURCES})
 target_include_directories(ft PUBLIC ${PROJECT_SOURCE_DIR} ${FT_PROTO_OUT} ${HDF5_C_INCLUDE_DIRS})
 target_compile_definitions(ft PUBLIC ${HDF5_C_DEFINITIONS})
 target_link_libraries(ft PUBLIC

@@ -132,9 +132,11 @@ struct AdamWArgs {
   double eps = 1e-8;
   double weight_decay = 0.0;  // decoupled: param -= lr * weight_decay * param
   int64_t step = 1;           // 1-based, for bias correction
+  double grad_scale = 1.0;    // the update uses grad_scale * grads (gradient clipping, fused)
 };
 // One AdamW step over a span of parameters (params, grads, m, v: same shape; f32 or f64).
-// Callers pass weight_decay = 0 for spans that must not decay (norms, biases).
+// Callers pass weight_decay = 0 for spans that must not decay (norms, biases). grads is only read:
+// with grad_scale != 1 the scaled gradient is used but never stored.
 void adamw_update(const OpContext& ctx, Tensor params, Tensor grads, Tensor m, Tensor v,
                   const AdamWArgs& args);
 // Sum of squares of x, accumulated in double.

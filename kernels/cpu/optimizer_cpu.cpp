@@ -10,12 +10,13 @@ namespace {
 
 template <typename scalar_t>
 FT_CPU_CLONES void adamw_range(scalar_t* params, const scalar_t* grads, scalar_t* m, scalar_t* v,
-                               scalar_t decay, scalar_t beta1, scalar_t beta2, scalar_t step_size,
-                               scalar_t bias_correction2_sqrt, scalar_t eps, int64_t begin,
-                               int64_t end) {
+                               scalar_t grad_scale, scalar_t decay, scalar_t beta1, scalar_t beta2,
+                               scalar_t step_size, scalar_t bias_correction2_sqrt, scalar_t eps,
+                               int64_t begin, int64_t end) {
   scalar_t one = 1;
   for (int64_t i = begin; i < end; ++i) {
-    scalar_t g = grads[i];
+    // The same rounding as scaling the gradient in place first (ops::scale) would give.
+    scalar_t g = grads[i] * grad_scale;
     scalar_t m_new = beta1 * m[i] + (one - beta1) * g;
     scalar_t v_new = beta2 * v[i] + (one - beta2) * g * g;
     scalar_t denominator = std::sqrt(v_new) / bias_correction2_sqrt + eps;
@@ -37,7 +38,8 @@ void adamw_update(scalar_t* params, const scalar_t* grads, scalar_t* m, scalar_t
   auto step_size = static_cast<scalar_t>(args.lr / bias_correction1);
   auto bias_correction2_sqrt = static_cast<scalar_t>(std::sqrt(bias_correction2));
   parallel_ranges(count, threads, 8, [&](int64_t begin, int64_t end) {
-    adamw_range(params, grads, m, v, decay, static_cast<scalar_t>(args.beta1),
+    adamw_range(params, grads, m, v, static_cast<scalar_t>(args.grad_scale), decay,
+                static_cast<scalar_t>(args.beta1),
                 static_cast<scalar_t>(args.beta2), step_size, bias_correction2_sqrt,
                 static_cast<scalar_t>(args.eps), begin, end);
   });

@@ -6,23 +6,25 @@
 
 namespace ft {
 
-double AdamW::clip_gradients(const OpContext& ctx) const {
+double AdamW::clip_gradients(const OpContext& ctx) {
+  grad_scale_ = 1.0;
   if (params_.trainable_count() == 0) return 0.0;
-  Tensor grads = params_.trainable_grads();
-  const double norm = std::sqrt(ops::sum_squares(ctx, grads));
+  const double norm = std::sqrt(ops::sum_squares(ctx, params_.trainable_grads()));
   if (config_.grad_clip > 0.0 && norm > config_.grad_clip && std::isfinite(norm)) {
-    ops::scale(ctx, grads, config_.grad_clip / norm);
+    grad_scale_ = config_.grad_clip / norm;
   }
   return norm;
 }
 
-void AdamW::update(const OpContext& ctx, double lr, int64_t step) const {
+void AdamW::update(const OpContext& ctx, double lr, int64_t step) {
   ops::AdamWArgs args;
   args.lr = lr;
   args.beta1 = config_.beta1;
   args.beta2 = config_.beta2;
   args.eps = config_.eps;
   args.step = step;
+  args.grad_scale = grad_scale_;
+  grad_scale_ = 1.0;
   for (const Parameter& param : params_.all()) {
     if (!param.spec.trainable) continue;
     args.weight_decay = param.spec.decay ? config_.weight_decay : 0.0;

@@ -20,14 +20,18 @@ struct AdamWConfig {
 class AdamW {
  public:
   AdamW(const ParameterStore& params, AdamWConfig config) : params_(params), config_(config) {}
-  // Clips the gradients in place to config.grad_clip and returns the norm before clipping.
-  double clip_gradients(const OpContext& ctx) const;
-  // One update at learning rate lr; `step` counts from 1.
-  void update(const OpContext& ctx, double lr, int64_t step) const;
+  // Returns the global gradient norm and, when it exceeds config.grad_clip, has the next update
+  // use the gradients scaled down to that norm. The scaling is fused into the update: the
+  // gradient buffers themselves keep their unclipped values.
+  double clip_gradients(const OpContext& ctx);
+  // One update at learning rate lr; `step` counts from 1. Applies (and then forgets) the scale
+  // the last clip_gradients chose.
+  void update(const OpContext& ctx, double lr, int64_t step);
 
  private:
   const ParameterStore& params_;
   AdamWConfig config_;
+  double grad_scale_ = 1.0;  // set by clip_gradients for the next update
 };
 
 }  // namespace ft
