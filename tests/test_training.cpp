@@ -10,6 +10,7 @@
 
 #include "runtime/checkpoint/hdf5_checkpoint.h"
 #include "runtime/config/config.h"
+#include "runtime/train/tensorboard.h"
 #include "runtime/train/trainer.h"
 #include "tests/support/temp_dir.h"
 
@@ -72,6 +73,21 @@ TEST(Training, LossFalls) {
   EXPECT_GT(summary.trained_tokens, 0);
   EXPECT_TRUE(std::filesystem::exists(dir.path("run/metrics.jsonl")));
   EXPECT_TRUE(std::filesystem::exists(dir.path("run/results.csv")));
+  // TensorBoard sees the same training losses and the final validation loss.
+  std::vector<double> tensorboard_losses;
+  double tensorboard_valid = -1;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path("run"))) {
+    if (entry.path().filename().string().find("tfevents") == std::string::npos) continue;
+    for (const tensorboard::Event& event : read_event_file(entry.path().string())) {
+      for (const auto& value : event.summary().value()) {
+        if (value.tag() == "train/loss") tensorboard_losses.push_back(value.simple_value());
+        if (value.tag() == "valid/loss") tensorboard_valid = value.simple_value();
+      }
+    }
+  }
+  ASSERT_EQ(tensorboard_losses.size(), 40u);
+  EXPECT_FLOAT_EQ(tensorboard_losses.back(), summary.step_losses.back());
+  EXPECT_FLOAT_EQ(tensorboard_valid, summary.final_eval->loss);
 }
 
 TEST(Training, ResumeReproducesTheUninterruptedRunBitForBit) {

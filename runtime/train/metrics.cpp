@@ -32,8 +32,7 @@ void filter_lines(const std::string& path, Keep keep) {
 
 }  // namespace
 
-MetricsLog::MetricsLog(const std::string& dir, int64_t resume_step) {
-  std::filesystem::create_directories(dir);
+MetricsLog::MetricsLog(const std::string& dir, int64_t resume_step) : tensorboard_(dir) {
   std::string jsonl_path = dir + "/metrics.jsonl", csv_path = dir + "/results.csv";
   bool csv_has_header = false;
   if (resume_step > 0) {
@@ -55,6 +54,7 @@ MetricsLog::MetricsLog(const std::string& dir, int64_t resume_step) {
 
 void MetricsLog::log_step(const StepMetrics& m, const std::optional<EvalMetrics>& eval) {
   nlohmann::json line = {{"step", m.step},
+                         {"total_steps", m.total_steps},
                          {"epoch", m.epoch},
                          {"loss", m.loss},
                          {"accuracy", m.accuracy},
@@ -64,7 +64,8 @@ void MetricsLog::log_step(const StepMetrics& m, const std::optional<EvalMetrics>
                          {"trained_tokens", m.trained_tokens},
                          {"tokens_per_second", m.tokens_per_second},
                          {"gflops_per_second", m.gflops_per_second},
-                         {"elapsed_seconds", m.elapsed_seconds}};
+                         {"elapsed_seconds", m.elapsed_seconds},
+                         {"eta_seconds", m.eta_seconds}};
   jsonl_ << line.dump() << '\n';
   csv_ << m.step << ',' << fmt::format("{}", m.loss) << ',' << fmt::format("{}", m.accuracy) << ',';
   if (eval)
@@ -74,6 +75,13 @@ void MetricsLog::log_step(const StepMetrics& m, const std::optional<EvalMetrics>
   csv_ << '\n';
   jsonl_.flush();
   csv_.flush();
+  tensorboard_.add_scalars(m.step, {{"train/loss", m.loss},
+                                    {"train/mean_token_accuracy", m.accuracy},
+                                    {"train/lr", m.lr},
+                                    {"train/grad_norm", m.grad_norm},
+                                    {"train/trained_tokens", static_cast<double>(m.trained_tokens)},
+                                    {"train/tokens_per_second", m.tokens_per_second}});
+  tensorboard_.flush();
 }
 
 void MetricsLog::log_eval(const EvalMetrics& m) {
@@ -83,6 +91,8 @@ void MetricsLog::log_eval(const EvalMetrics& m) {
                          {"valid_tokens", m.tokens}};
   jsonl_ << line.dump() << '\n';
   jsonl_.flush();
+  tensorboard_.add_scalars(m.step, {{"valid/loss", m.loss}, {"valid/mean_token_accuracy", m.accuracy}});
+  tensorboard_.flush();
 }
 
 std::string format_duration(double seconds) {

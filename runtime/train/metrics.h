@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 
+#include "runtime/train/tensorboard.h"
+
 namespace ft {
 
 struct StepMetrics {
@@ -44,6 +46,7 @@ class MetricsLog {
 
  private:
   std::ofstream jsonl_, csv_;
+  TensorBoardWriter tensorboard_;
 };
 
 // "step 12/300 | loss 2.3456 | acc 0.412 | lr 3.00e-04 | gnorm 1.23 | 8,532 tok/s | ..."

@@ -1,0 +1,184 @@
+// TensorBoard event files: CRC32C, record framing, and scalars written then read back.
+#include "runtime/train/tensorboard.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "runtime/error.h"
+
+namespace ft {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = fs::temp_directory_path() /
+            fmt::format("ft_test_tensorboard_{}_{}", getpid(), test->name());
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  std::string str() const { return path_.string(); }
+
+ private:
+  fs::path path_;
+};
+
+template <typename Body>
+std::string error_message(Body body) {
+  try {
+    body();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  ADD_FAILURE() << "expected an ft::Error";
+  return "";
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// Size of the record starting at `offset`: 8 length bytes, 4 CRC, data, 4 CRC.
+size_t record_size(const std::string& bytes, size_t offset) {
+  uint64_t length = 0;
+  for (int i = 0; i < 8; ++i)
+    length |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[offset + i])) << (8 * i);
+  return 8 + 4 + length + 4;
+}
+
+TEST(TensorBoard, Crc32cKnownVectors) {
+  const std::string digits = "123456789";
+  EXPECT_EQ(crc32c(digits.data(), digits.size()), 0xE3069283u);
+  const std::string zeros(32, '\0'), ones(32, '\xFF');
+  EXPECT_EQ(crc32c(zeros.data(), zeros.size()), 0x8A9136AAu);
+  EXPECT_EQ(crc32c(ones.data(), ones.size()), 0x62A8AB43u);  // RFC 3720 B.4
+  EXPECT_EQ(crc32c(nullptr, 0), 0u);
+}
+
+TEST(TensorBoard, MaskedCrc32cMatchesTensorBoard) {
+  // Values from tensorboard's own masked_crc32c (tensorflow_stub) on the same bytes.
+  const std::string digits = "123456789";
+  EXPECT_EQ(masked_crc32c(digits.data(), digits.size()), 0xC78AB0E5u);
+  const std::string zeros(8, '\0');
+  EXPECT_EQ(masked_crc32c(zeros.data(), zeros.size()), 0x07980329u);
+}
+
+TEST(TensorBoard, WritesScalarsAndReadsThemBack) {
+  TempDir dir;
+  std::string path;
+  {
+    TensorBoardWriter writer(dir.str() + "/logs");
+    path = writer.path();
+    writer.add_scalars(1, {{"train/loss", 2.5}, {"train/lr", 1e-4}});
+    writer.add_scalars(10, {{"valid/loss", 0.0}, {"train/loss", 1.0 / 3.0}});
+    writer.flush();
+  }
+  std::vector<tensorboard::Event> events = read_event_file(path);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].what_case(), tensorboard::Event::kFileVersion);
+  EXPECT_EQ(events[0].file_version(), "brain.Event:2");
+  for (const tensorboard::Event& event : events) EXPECT_GT(event.wall_time(), 0.0);
+
+  ASSERT_EQ(events[1].what_case(), tensorboard::Event::kSummary);
+  EXPECT_EQ(events[1].step(), 1);
+  const tensorboard::Summary& first = events[1].summary();
+  ASSERT_EQ(first.value_size(), 2);
+  EXPECT_EQ(first.value(0).tag(), "train/loss");
+  EXPECT_EQ(first.value(0).simple_value(), 2.5f);
+  EXPECT_EQ(first.value(1).tag(), "train/lr");
+  EXPECT_EQ(first.value(1).simple_value(), static_cast<float>(1e-4));
+
+  ASSERT_EQ(events[2].what_case(), tensorboard::Event::kSummary);
+  EXPECT_EQ(events[2].step(), 10);
+  const tensorboard::Summary& second = events[2].summary();
+  ASSERT_EQ(second.value_size(), 2);
+  EXPECT_EQ(second.value(0).tag(), "valid/loss");
+  // A zero is still present on the wire: TensorBoard skips a Value with no simple_value set.
+  EXPECT_TRUE(second.value(0).has_simple_value());
+  EXPECT_EQ(second.value(0).simple_value(), 0.0f);
+  EXPECT_EQ(second.value(1).simple_value(), static_cast<float>(1.0 / 3.0));
+}
+
+TEST(TensorBoard, FileNameFollowsTheTfeventsPattern) {
+  TempDir dir;
+  TensorBoardWriter writer(dir.str());
+  fs::path path(writer.path());
+  EXPECT_EQ(path.parent_path(), fs::path(dir.str()));
+  std::string name = path.filename().string();
+  EXPECT_EQ(name.rfind("events.out.tfevents.", 0), 0u) << name;
+  EXPECT_NE(name.find(fmt::format(".{}", getpid())), std::string::npos) << name;
+  EXPECT_TRUE(fs::is_regular_file(path));
+  // A second writer in the same directory and process gets its own file.
+  TensorBoardWriter other(dir.str());
+  EXPECT_NE(other.path(), writer.path());
+  EXPECT_NE(other.path().find("tfevents"), std::string::npos);
+}
+
+TEST(TensorBoard, CorruptedDataNamesFileAndRecordOffset) {
+  TempDir dir;
+  std::string path;
+  {
+    TensorBoardWriter writer(dir.str());
+    path = writer.path();
+    writer.add_scalars(5, {{"train/loss", 1.25}});
+  }
+  const std::string good = read_bytes(path);
+  size_t second_record = record_size(good, 0);
+  ASSERT_EQ(second_record + record_size(good, second_record), good.size());
+
+  std::string bad = good;
+  bad[second_record + 12 + 3] ^= 0x01;  // a data byte of the second record
+  write_bytes(path, bad);
+  std::string message = error_message([&] { read_event_file(path); });
+  EXPECT_NE(message.find(path), std::string::npos) << message;
+  EXPECT_NE(message.find(fmt::format("byte offset {}", second_record)), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("data CRC"), std::string::npos) << message;
+
+  bad = good;
+  bad[2] ^= 0x40;  // a length byte of the first record
+  write_bytes(path, bad);
+  message = error_message([&] { read_event_file(path); });
+  EXPECT_NE(message.find(path), std::string::npos) << message;
+  EXPECT_NE(message.find("byte offset 0"), std::string::npos) << message;
+  EXPECT_NE(message.find("length CRC"), std::string::npos) << message;
+
+  write_bytes(path, good.substr(0, good.size() - 1));
+  message = error_message([&] { read_event_file(path); });
+  EXPECT_NE(message.find(fmt::format("byte offset {}", second_record)), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("truncated"), std::string::npos) << message;
+
+  write_bytes(path, good);
+  EXPECT_EQ(read_event_file(path).size(), 2u);
+}
+
+TEST(TensorBoard, UncreatableDirectoryNamesThePath) {
+  TempDir dir;
+  std::string file = dir.str() + "/not_a_directory";
+  write_bytes(file, "x");
+  std::string logdir = file + "/tensorboard";
+  std::string message = error_message([&] { TensorBoardWriter writer(logdir); });
+  EXPECT_NE(message.find(logdir), std::string::npos) << message;
+
+  std::string missing = dir.str() + "/missing.tfevents";
+  message = error_message([&] { read_event_file(missing); });
+  EXPECT_NE(message.find(missing), std::string::npos) << message;
+}
+
+}  // namespace
+}  // namespace ft
