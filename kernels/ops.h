@@ -115,9 +115,10 @@ void zero(const OpContext& ctx, Tensor x);
 constexpr int32_t kIgnoreIndex = -100;
 // Fused softmax cross-entropy. logits (N, V); targets (N) i32 (kIgnoreIndex: no loss);
 // weights (N) optional per-token weights. losses (N) = weight * (lse - logit[target]) (0 where
-// ignored); lse (N) saved for the backward.
+// ignored); lse (N) saved for the backward. correct, optional: set to the number of rows whose
+// argmax equals their target, as count_correct counts them, found in the same pass over logits.
 void cross_entropy_forward(const OpContext& ctx, Tensor losses, Tensor lse, Tensor logits,
-                           Tensor targets, Tensor weights);
+                           Tensor targets, Tensor weights, int64_t* correct = nullptr);
 // dlogits (N, V) = dloss * weight * (softmax(logits) - onehot(target)); 0 on ignored rows.
 // dlogits may alias logits (computed in place). dloss is one scalar applied to every token
 // (the loss normalisation, e.g. 1 / number of target tokens in the global batch).

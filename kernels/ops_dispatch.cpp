@@ -400,7 +400,7 @@ void zero(const OpContext& ctx, Tensor x) {
 // ---- loss ------------------------------------------------------------------------------------
 
 void cross_entropy_forward(const OpContext& ctx, Tensor losses, Tensor lse, Tensor logits,
-                           Tensor targets, Tensor weights) {
+                           Tensor targets, Tensor weights, int64_t* correct) {
   const ArgChecks check{"cross_entropy_forward", ctx};
   check.rank("logits", logits, 2);
   int64_t rows = logits.dim(0), vocab = logits.dim(1);
@@ -411,11 +411,11 @@ void cross_entropy_forward(const OpContext& ctx, Tensor losses, Tensor lse, Tens
   if (vocab == 0)
     fail("op {}: argument logits has shape {}: no classes", check.op, logits.shape.str());
   check.cpu_only(logits.dtype);
-  FT_DISPATCH_CPU_FLOAT(
-      check.op, logits.dtype,
-      cpu::cross_entropy_forward(losses.ptr<scalar_t>(), lse.ptr<scalar_t>(),
-                                 logits.ptr<scalar_t>(), targets.ptr<int32_t>(),
-                                 ptr_or_null<scalar_t>(weights), rows, vocab, ctx.num_threads));
+  FT_DISPATCH_CPU_FLOAT(check.op, logits.dtype,
+                        cpu::cross_entropy_forward(losses.ptr<scalar_t>(), lse.ptr<scalar_t>(),
+                                                   logits.ptr<scalar_t>(), targets.ptr<int32_t>(),
+                                                   ptr_or_null<scalar_t>(weights), rows, vocab,
+                                                   ctx.num_threads, correct));
 }
 
 void cross_entropy_backward(const OpContext& ctx, Tensor dlogits, Tensor logits, Tensor lse,

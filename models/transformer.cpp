@@ -181,8 +181,8 @@ ForwardResult Transformer::forward(const OpContext& ctx, const ModelInputs& in) 
                final_norm_weight_, final_norm_bias_);
   ops::linear_forward(ctx, logits_, final_norm_, lm_head_.value, Tensor());
   ForwardResult result;
-  result.correct = ops::count_correct(ctx, logits_, in.targets);
-  ops::cross_entropy_forward(ctx, token_losses_, token_lse_, logits_, in.targets, Tensor());
+  ops::cross_entropy_forward(ctx, token_losses_, token_lse_, logits_, in.targets, Tensor(),
+                             &result.correct);
   result.loss_sum = ops::sum(ctx, token_losses_);
   return result;
 }

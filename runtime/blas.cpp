@@ -7,7 +7,8 @@
 namespace ft {
 
 std::string blas_description() {
-  std::string text = std::string(openblas_get_config()) + ", " + openblas_get_corename() + " kernels";
+  std::string text =
+      std::string(openblas_get_config()) + ", " + openblas_get_corename() + " kernels";
   if (const char* forced = std::getenv("OPENBLAS_CORETYPE"))
     text += std::string(" (chosen by OPENBLAS_CORETYPE=") + forced + ")";
   return text;

@@ -1,10 +1,13 @@
 // Cross-entropy ops (CPU): forward against the definition, fp64 gradient check of the logits
 // gradient with weights and ignored rows, in-place backward, f32 vs f64, thread-count
-// independence, and target/shape errors.
+// independence, the forward's correct-prediction count against count_correct and a scalar argmax,
+// and target/shape errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -132,6 +135,81 @@ TEST(CrossEntropy, Float32AgreesWithFloat64AndThreadCounts) {
   EXPECT_LT(relative_l2(widen(dlogits32), dlogits), 1e-5);
   EXPECT_EQ(losses32, serial_losses);
   EXPECT_EQ(dlogits32, serial_dlogits);
+}
+
+// Rows built to hit each argmax case: the target is the unique maximum, the maximum tied at a
+// lower index than the target (ties go to the lowest index: not correct), the target tied at the
+// lower index (correct), a NaN at index 0 (the argmax stays 0) or elsewhere (skipped), -0 vs +0,
+// and ignored rows whose argmax matches (never counted).
+template <typename T>
+void check_correct_count(int threads) {
+  const int64_t rows = 64, vocab = 8192;
+  std::vector<double> values = random_values(rows * vocab, 9, 4.0);
+  std::vector<T> logits(values.begin(), values.end());
+  std::vector<int32_t> targets(rows);
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  for (int64_t i = 0; i < rows; ++i) {
+    T* z = logits.data() + i * vocab;
+    auto target = static_cast<int32_t>((i * 131 + 5) % vocab);
+    targets[i] = target;
+    switch (i % 8) {
+      case 0:  // target is the unique maximum
+        z[target] = T(100);
+        break;
+      case 1:  // tie at a lower index than the target
+        z[target] = T(100);
+        z[target / 2] = T(100);
+        break;
+      case 2:  // the target is the lower index of a tie
+        z[target] = T(100);
+        z[target + (vocab - target) / 2] = T(100);
+        break;
+      case 3:  // NaN at index 0: a scalar argmax stays at 0
+        z[0] = nan;
+        targets[i] = i % 16 == 3 ? 0 : target;
+        break;
+      case 4:  // NaN elsewhere is skipped
+        z[target] = T(100);
+        z[vocab - 1] = nan;
+        break;
+      case 5:  // a row of zeros with -0 first: index 0 wins
+        std::fill(z, z + vocab, T(0));
+        z[0] = T(-0.0);
+        targets[i] = i % 16 == 5 ? 0 : 1;
+        break;
+      case 6:  // ignored, though its argmax would be "correct"
+        z[0] = T(100);
+        targets[i] = ops::kIgnoreIndex;
+        break;
+      default:  // random row: the target is (almost surely) not the maximum
+        break;
+    }
+  }
+  // A scalar argmax, exactly as the definition reads.
+  int64_t expected = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    if (targets[i] == ops::kIgnoreIndex) continue;
+    const T* z = logits.data() + i * vocab;
+    int64_t best = 0;
+    for (int64_t j = 1; j < vocab; ++j)
+      if (z[j] > z[best]) best = j;
+    expected += best == targets[i];
+  }
+  ASSERT_EQ(expected, 32);  // 8 rows each of kinds 0, 2, 4, 4 each of 3 and 5, none by chance
+  OpContext ctx = cpu_context(threads);
+  std::vector<T> losses(rows), lse(rows);
+  int64_t fused = -1;
+  ops::cross_entropy_forward(ctx, view(losses, {rows}), view(lse, {rows}),
+                             view(logits, {rows, vocab}), view(targets, {rows}), Tensor(), &fused);
+  EXPECT_EQ(fused, expected);
+  EXPECT_EQ(ops::count_correct(ctx, view(logits, {rows, vocab}), view(targets, {rows})), expected);
+}
+
+TEST(CrossEntropy, ForwardCountsCorrectPredictionsLikeScalarArgmax) {
+  for (int threads : {1, 2}) {
+    check_correct_count<float>(threads);
+    check_correct_count<double>(threads);
+  }
 }
 
 TEST(CrossEntropy, TargetOutsideVocabularyNamesRowAndValue) {

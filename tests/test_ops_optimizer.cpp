@@ -1,5 +1,6 @@
 // AdamW and sum-of-squares ops (CPU): a two-step scalar AdamW example computed by hand, PyTorch's
-// decoupled decay order, f32 vs f64 over a long span, thread-count independence, and errors.
+// decoupled decay order, f32 vs f64 over a long span, thread-count independence, the fused
+// gradient scale (clipping) against scaling first, and errors.
 // Neither op has a backward.
 #include <gtest/gtest.h>
 
@@ -98,6 +99,36 @@ TEST(AdamW, Float32AgreesWithFloat64AndThreadCounts) {
   EXPECT_EQ(p32, p_serial);
   EXPECT_EQ(m32, m_serial);
   EXPECT_EQ(v32, v_serial);
+}
+
+// Clipping is fused into the update: grad_scale must give the very bits that scaling the
+// gradient in place first (what clipping did before) gives, and leave the gradient unchanged.
+template <typename T>
+void check_grad_scale_matches_scaled_gradient() {
+  const int64_t count = 100003;
+  const double factor = 0.3183;
+  std::vector<double> p64 = random_values(count, 11), m64 = random_values(count, 12, 0.1);
+  std::vector<double> v64 = random_values(count, 13, 0.01), g64 = random_values(count, 14, 5.0);
+  for (double& value : v64) value = std::abs(value);
+  std::vector<T> p(p64.begin(), p64.end()), m(m64.begin(), m64.end()), v(v64.begin(), v64.end());
+  std::vector<T> g(g64.begin(), g64.end());
+  std::vector<T> p_fused = p, m_fused = m, v_fused = v, g_fused = g;
+  ops::scale(cpu_context(2), view(g, {count}), factor);
+  ops::adamw_update(cpu_context(2), view(p, {count}), view(g, {count}), view(m, {count}),
+                    view(v, {count}), example_args(3));
+  ops::AdamWArgs args = example_args(3);
+  args.grad_scale = factor;
+  ops::adamw_update(cpu_context(2), view(p_fused, {count}), view(g_fused, {count}),
+                    view(m_fused, {count}), view(v_fused, {count}), args);
+  EXPECT_EQ(p_fused, p);
+  EXPECT_EQ(m_fused, m);
+  EXPECT_EQ(v_fused, v);
+  EXPECT_EQ(g_fused, std::vector<T>(g64.begin(), g64.end()));
+}
+
+TEST(AdamW, GradScaleEqualsScalingTheGradientFirst) {
+  check_grad_scale_matches_scaled_gradient<float>();
+  check_grad_scale_matches_scaled_gradient<double>();
 }
 
 TEST(SumSquares, MatchesDirectSumAndIgnoresThreadCount) {

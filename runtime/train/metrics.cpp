@@ -91,7 +91,8 @@ void MetricsLog::log_eval(const EvalMetrics& m) {
                          {"valid_tokens", m.tokens}};
   jsonl_ << line.dump() << '\n';
   jsonl_.flush();
-  tensorboard_.add_scalars(m.step, {{"valid/loss", m.loss}, {"valid/mean_token_accuracy", m.accuracy}});
+  tensorboard_.add_scalars(m.step,
+                           {{"valid/loss", m.loss}, {"valid/mean_token_accuracy", m.accuracy}});
   tensorboard_.flush();
 }
 
