@@ -15,6 +15,13 @@ class Random {
       : state_(mix(seed ^ mix(stream + 0x9e3779b97f4a7c15ull))) {}
 
   uint64_t next_u64() { return mix(state_ += 0x9e3779b97f4a7c15ull); }
+  // Uniform in [0, bound) by rejection, so no value is favoured (bound > 0).
+  uint64_t below(uint64_t bound) {
+    const uint64_t threshold = (0 - bound) % bound;  // 2^64 mod bound
+    uint64_t value = next_u64();
+    while (value < threshold) value = next_u64();
+    return value % bound;
+  }
   // Uniform in [0, 1) with 53 random bits.
   double uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
   // Standard normal by Box-Muller (one value per call; the pair's second half is dropped).

@@ -15,9 +15,12 @@
 #include <vector>
 
 #include "runtime/checkpoint/hdf5_checkpoint.h"
+#include "tests/support/temp_dir.h"
 
 namespace ft::checkpoint {
 namespace {
+
+using ft::testing::TempDir;
 
 namespace fs = std::filesystem;
 using Names = std::vector<std::string>;
@@ -32,26 +35,6 @@ using Names = std::vector<std::string>;
 #define EXPECT_CONTAINS(text, part) EXPECT_PRED_FORMAT2(contains_text, text, part)
 
 // A fresh directory under the system temp dir, removed with everything in it at the end.
-class TempDir {
- public:
-  TempDir() {
-    const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() / ("ft_test_checkpoint_" + std::to_string(::getpid()) + "_" +
-                                         test->test_suite_name() + "_" + test->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
 // Runs `body`, expecting an ft::Error, and returns its message.
 template <typename Body>
 std::string error_message(Body body) {
@@ -83,7 +66,7 @@ void touch(const std::string& path) {
 // Writes f32/f64/i32/bf16 tensors of several shapes, reads them back, compares the bytes.
 TEST(Checkpoint, RoundTripIsBitExactForEveryDTypeAndShape) {
   TempDir dir;
-  std::string path = dir.file("roundtrip.h5");
+  std::string path = dir.path("roundtrip.h5");
   const std::vector<Shape> shapes = {{}, {1}, {7}, {3, 5}, {2, 3, 4}, {2, 1, 3, 2}, {0, 4}};
   std::vector<std::vector<float>> f32s;
   std::vector<std::vector<double>> f64s;
@@ -136,7 +119,7 @@ TEST(Checkpoint, RoundTripIsBitExactForEveryDTypeAndShape) {
 
 TEST(Checkpoint, LargeTensorRoundTrip) {
   TempDir dir;
-  std::string path = dir.file("large.h5");
+  std::string path = dir.path("large.h5");
   std::vector<float> values = random_bit_patterns<float, uint32_t>(4 << 20, 7);  // 16 MiB
   Shape shape{1024, 4096};
   {
@@ -153,7 +136,7 @@ TEST(Checkpoint, LargeTensorRoundTrip) {
 // tagged dtype="bf16", root attributes as variable-length UTF-8 strings, int64 and double.
 TEST(Checkpoint, OnDiskFormatUsesStandardHdf5Types) {
   TempDir dir;
-  std::string path = dir.file("format.h5");
+  std::string path = dir.path("format.h5");
   float f32[2] = {1, 2};
   bf16 b16[2] = {float_to_bf16(1), float_to_bf16(2)};
   {
@@ -190,7 +173,7 @@ TEST(Checkpoint, OnDiskFormatUsesStandardHdf5Types) {
 
 TEST(Checkpoint, ReadConvertsBetweenFloatTypes) {
   TempDir dir;
-  std::string path = dir.file("convert.h5");
+  std::string path = dir.path("convert.h5");
   std::vector<float> f32 = {1.0f / 3, -2.5f, 1e-30f, 65504.0f};
   std::vector<double> f64 = {1.0 / 3, -2.5, 1e-300, 1e300};
   std::vector<bf16> b16 = {float_to_bf16(1.5f), float_to_bf16(-3.0f), float_to_bf16(0.1f),
@@ -230,7 +213,7 @@ TEST(Checkpoint, ReadConvertsBetweenFloatTypes) {
 
 TEST(Checkpoint, AttributesOfEachTypeRoundTrip) {
   TempDir dir;
-  std::string path = dir.file("attributes.h5");
+  std::string path = dir.path("attributes.h5");
   std::string long_text(300000, 'y');  // past HDF5's 64 KiB limit for compact attribute data
   long_text[1234] = '\n';
   {
@@ -270,7 +253,7 @@ TEST(Checkpoint, AttributesOfEachTypeRoundTrip) {
 
 TEST(Checkpoint, SettingAnAttributeOrTensorTwiceFails) {
   TempDir dir;
-  CheckpointWriter writer(dir.file("twice.h5"));
+  CheckpointWriter writer(dir.path("twice.h5"));
   float value = 1;
   writer.set_attribute("step", int64_t{1});
   EXPECT_CONTAINS(error_message([&] { writer.set_attribute("step", int64_t{2}); }),
@@ -289,7 +272,7 @@ TEST(Checkpoint, SettingAnAttributeOrTensorTwiceFails) {
 
 TEST(Checkpoint, WriterRejectsBadInput) {
   TempDir dir;
-  CheckpointWriter writer(dir.file("bad.h5"));
+  CheckpointWriter writer(dir.path("bad.h5"));
   float value = 1;
   Tensor on_gpu(&value, DType::f32, {1}, Device::cuda);  // never dereferenced
   EXPECT_CONTAINS(error_message([&] { writer.write_tensor("model/w", on_gpu); }),
@@ -309,7 +292,7 @@ TEST(Checkpoint, WriterRejectsBadInput) {
 
 TEST(Checkpoint, TensorNamesListsDatasetsDirectlyUnderAGroupSorted) {
   TempDir dir;
-  std::string path = dir.file("names.h5");
+  std::string path = dir.path("names.h5");
   float value = 0;
   Tensor scalar(&value, DType::f32, {1});
   {
@@ -342,7 +325,7 @@ TEST(Checkpoint, TensorNamesListsDatasetsDirectlyUnderAGroupSorted) {
 
 TEST(Checkpoint, ShapeMismatchErrorNamesTensorAndBothShapes) {
   TempDir dir;
-  std::string path = dir.file("shapes.h5");
+  std::string path = dir.path("shapes.h5");
   std::vector<float> values(6, 1.0f);
   {
     CheckpointWriter writer(path);
@@ -364,7 +347,7 @@ TEST(Checkpoint, ShapeMismatchErrorNamesTensorAndBothShapes) {
 
 TEST(Checkpoint, MissingTensorErrorNamesIt) {
   TempDir dir;
-  std::string path = dir.file("missing.h5");
+  std::string path = dir.path("missing.h5");
   float value = 0;
   {
     CheckpointWriter writer(path);
@@ -385,17 +368,17 @@ TEST(Checkpoint, MissingTensorErrorNamesIt) {
 
 TEST(Checkpoint, UnreadableFilesGiveErrorsNamingThePath) {
   TempDir dir;
-  std::string missing = dir.file("nothing_here.h5");
+  std::string missing = dir.path("nothing_here.h5");
   EXPECT_CONTAINS(error_message([&] { CheckpointReader reader(missing); }),
                   "checkpoint " + missing + ": no such file");
 
-  std::string text = dir.file("not_hdf5.h5");
+  std::string text = dir.path("not_hdf5.h5");
   std::ofstream(text) << "this is a text file, not HDF5\n";
   EXPECT_CONTAINS(error_message([&] { CheckpointReader reader(text); }),
                   "checkpoint " + text + ": not an HDF5 file");
 
   // A checkpoint cut short (a killed writer without the tmp protocol) is also reported.
-  std::string truncated = dir.file("truncated.h5");
+  std::string truncated = dir.path("truncated.h5");
   std::vector<float> values(1 << 16, 2.0f);
   {
     CheckpointWriter writer(truncated);
@@ -409,13 +392,12 @@ TEST(Checkpoint, UnreadableFilesGiveErrorsNamingThePath) {
   });
   EXPECT_CONTAINS(message, "checkpoint " + truncated);
 
-  EXPECT_CONTAINS(error_message([&] { CheckpointReader reader(dir.path().string()); }),
-                  "is a directory");
+  EXPECT_CONTAINS(error_message([&] { CheckpointReader reader(dir.path()); }), "is a directory");
 }
 
 TEST(Checkpoint, UncommittedWriterLeavesNoFileAndRemovesItsTmp) {
   TempDir dir;
-  std::string path = dir.file("step_00000001.h5");
+  std::string path = dir.path("step_00000001.h5");
   float value = 3;
   {
     CheckpointWriter writer(path);
@@ -429,7 +411,7 @@ TEST(Checkpoint, UncommittedWriterLeavesNoFileAndRemovesItsTmp) {
 
 TEST(Checkpoint, UncommittedWriterKeepsThePreviousCheckpoint) {
   TempDir dir;
-  std::string path = dir.file("model.h5");
+  std::string path = dir.path("model.h5");
   float v1 = 1, v2 = 2;
   {
     CheckpointWriter writer(path);
@@ -453,7 +435,7 @@ TEST(Checkpoint, UncommittedWriterKeepsThePreviousCheckpoint) {
 
 TEST(Checkpoint, CommitReplacesTheOldFileByRename) {
   TempDir dir;
-  std::string path = dir.file("model.h5");
+  std::string path = dir.path("model.h5");
   float v1 = 1, v2 = 2;
   {
     CheckpointWriter writer(path);
@@ -481,8 +463,8 @@ TEST(Checkpoint, CommitReplacesTheOldFileByRename) {
 
 TEST(Checkpoint, StaleTmpIsOverwrittenAndMissingDirectoryCreated) {
   TempDir dir;
-  std::string path = dir.file("nested/run/model.h5");
-  fs::create_directories(dir.path() / "nested/run");
+  std::string path = dir.path("nested/run/model.h5");
+  fs::create_directories(fs::path(dir.path()) / "nested/run");
   std::ofstream(path + ".tmp") << "garbage left by a killed writer";
   float value = 5;
   {
@@ -493,7 +475,7 @@ TEST(Checkpoint, StaleTmpIsOverwrittenAndMissingDirectoryCreated) {
   EXPECT_FALSE(fs::exists(path + ".tmp"));
   EXPECT_EQ(CheckpointReader(path).tensor_shape("model/w"), Shape({1}));
 
-  std::string fresh = dir.file("created/on/demand/model.h5");
+  std::string fresh = dir.path("created/on/demand/model.h5");
   CheckpointWriter writer(fresh);
   writer.commit();
   EXPECT_TRUE(fs::exists(fresh));
@@ -501,7 +483,7 @@ TEST(Checkpoint, StaleTmpIsOverwrittenAndMissingDirectoryCreated) {
 
 TEST(Checkpoint, FailedWriterLeavesAnotherWritersTmpAlone) {
   TempDir dir;
-  std::string path = dir.file("busy.h5");
+  std::string path = dir.path("busy.h5");
   float value = 1;
   CheckpointWriter first(path);
   // HDF5 refuses to create a file this process already has open; that failure must not delete
@@ -514,7 +496,7 @@ TEST(Checkpoint, FailedWriterLeavesAnotherWritersTmpAlone) {
 
 TEST(Checkpoint, MovedWriterKeepsOwnershipOfItsTmp) {
   TempDir dir;
-  std::string path = dir.file("moved.h5");
+  std::string path = dir.path("moved.h5");
   float value = 1;
   CheckpointWriter first(path);
   CheckpointWriter second(std::move(first));
@@ -533,29 +515,30 @@ TEST(CheckpointDir, StepCheckpointPathHasEightDigits) {
 
 TEST(CheckpointDir, LatestCheckpointPicksTheHighestStepAndIgnoresTmp) {
   TempDir dir;
-  EXPECT_EQ(latest_checkpoint(dir.path().string()), std::nullopt);
-  EXPECT_EQ(latest_checkpoint(dir.file("does_not_exist")), std::nullopt);
-  std::string dir_path = dir.path().string();
+  EXPECT_EQ(latest_checkpoint(dir.path()), std::nullopt);
+  EXPECT_EQ(latest_checkpoint(dir.path("does_not_exist")), std::nullopt);
+  std::string dir_path = dir.path();
   for (int64_t step : {2, 10, 3}) touch(step_checkpoint_path(dir_path, step));
-  touch(dir.file("step_9.h5"));                         // compared as a number: 9 < 10
+  touch(dir.path("step_9.h5"));                         // compared as a number: 9 < 10
   touch(step_checkpoint_path(dir_path, 100) + ".tmp");  // an unfinished save
-  touch(dir.file("step_00000500.h5.bak"));
-  touch(dir.file("step_abc.h5"));
-  touch(dir.file("other.h5"));
-  fs::create_directories(dir.path() / "step_00000999.h5");  // a directory, not a checkpoint
+  touch(dir.path("step_00000500.h5.bak"));
+  touch(dir.path("step_abc.h5"));
+  touch(dir.path("other.h5"));
+  fs::create_directories(fs::path(dir.path()) /
+                         "step_00000999.h5");  // a directory, not a checkpoint
   EXPECT_EQ(latest_checkpoint(dir_path), step_checkpoint_path(dir_path, 10));
 
-  touch(dir.file("not_a_dir"));
-  EXPECT_CONTAINS(error_message([&] { latest_checkpoint(dir.file("not_a_dir")); }),
+  touch(dir.path("not_a_dir"));
+  EXPECT_CONTAINS(error_message([&] { latest_checkpoint(dir.path("not_a_dir")); }),
                   "not a directory");
 }
 
 TEST(CheckpointDir, RemoveOldCheckpointsKeepsTheNewestN) {
   TempDir dir;
-  std::string dir_path = dir.path().string();
+  std::string dir_path = dir.path();
   for (int64_t step : {1, 2, 3, 10, 20}) touch(step_checkpoint_path(dir_path, step));
   touch(step_checkpoint_path(dir_path, 5) + ".tmp");
-  touch(dir.file("notes.txt"));
+  touch(dir.path("notes.txt"));
 
   remove_old_checkpoints(dir_path, 2);
   Names remaining;
@@ -572,7 +555,7 @@ TEST(CheckpointDir, RemoveOldCheckpointsKeepsTheNewestN) {
   EXPECT_TRUE(fs::exists(step_checkpoint_path(dir_path, 20)));
   EXPECT_CONTAINS(error_message([&] { remove_old_checkpoints(dir_path, 0); }),
                   "keep_last must be >= 1");
-  remove_old_checkpoints(dir.file("does_not_exist"), 1);  // nothing to do
+  remove_old_checkpoints(dir.path("does_not_exist"), 1);  // nothing to do
 }
 
 }  // namespace

@@ -13,9 +13,12 @@
 
 #include "runtime/config/config.h"
 #include "runtime/error.h"
+#include "tests/support/temp_dir.h"
 
 namespace ft::config {
 namespace {
+
+using ft::testing::TempDir;
 
 namespace fs = std::filesystem;
 using google::protobuf::util::MessageDifferencer;
@@ -50,23 +53,6 @@ RunConfig valid_config() {
 }
 
 // A fresh directory for files a test writes, removed at the end.
-class TempDir {
- public:
-  TempDir() : path_(fs::temp_directory_path() / ("ft_test_config_" + std::to_string(getpid()))) {
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string write(const std::string& name, const std::string& content) const {
-    const fs::path file = path_ / name;
-    std::ofstream(file) << content;
-    return file.string();
-  }
-  std::string path(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
 // Every scalar field's dotted path, found by walking the schema.
 void collect_leaf_paths(const google::protobuf::Descriptor& message, const std::string& prefix,
                         std::vector<std::string>& paths) {

@@ -12,24 +12,12 @@
 #include "runtime/data/dataset.h"
 #include "runtime/data/tokenizer.h"
 #include "runtime/error.h"
+#include "tests/support/temp_dir.h"
 
 namespace ft::data {
 namespace {
 
 const std::string kFixtures = std::string(FT_TEST_DATA_DIR) + "/data";
-
-// Writes `contents` to a file in the test's temp dir whose name includes the running test's name,
-// so tests running in parallel never share a file.
-std::string write_temp(const std::string& name, const std::string& contents) {
-  const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::filesystem::path dir =
-      std::filesystem::path(::testing::TempDir()) /
-      (std::string("ft_test_data_") + info->test_suite_name() + "_" + info->name());
-  std::filesystem::create_directories(dir);
-  const std::string path = (dir / name).string();
-  std::ofstream(path, std::ios::binary) << contents;
-  return path;
-}
 
 // The error message load_sequences throws for `path`, or "" when it succeeds.
 std::string load_error(const std::string& path, const std::string& format = "auto",
@@ -140,6 +128,7 @@ struct BadLine {
 };
 
 TEST(ChatFormat, ErrorsNameFileLineAndProblem) {
+  const ft::testing::TempDir scratch;
   const std::string good = R"({"messages": [{"role": "assistant", "content": "ok"}]})";
   const std::vector<BadLine> cases = {
       {"{\"messages\": [", "invalid JSON: "},
@@ -161,7 +150,7 @@ TEST(ChatFormat, ErrorsNameFileLineAndProblem) {
   };
   for (const BadLine& bad : cases) {
     // The bad line is line 3, after a good line and a blank one.
-    const std::string path = write_temp("train.jsonl", good + "\n\n" + bad.line + "\n" + good);
+    const std::string path = scratch.write("train.jsonl", good + "\n\n" + bad.line + "\n" + good);
     const std::string error = load_error(path);
     EXPECT_NE(error.find(path + ":3: " + bad.problem), std::string::npos)
         << "line: " << bad.line << "\nerror: " << error;
@@ -169,10 +158,11 @@ TEST(ChatFormat, ErrorsNameFileLineAndProblem) {
 }
 
 TEST(ChatFormat, MissingFileAndEmptyDatasetNameThePath) {
-  const std::string missing = write_temp("present.jsonl", "") + ".absent";
+  const ft::testing::TempDir scratch;
+  const std::string missing = scratch.write("present.jsonl", "") + ".absent";
   EXPECT_NE(load_error(missing).find(missing), std::string::npos);
 
-  const std::string blank = write_temp("blank.jsonl", "\n  \n\n");
+  const std::string blank = scratch.write("blank.jsonl", "\n  \n\n");
   const std::string error = load_error(blank);
   EXPECT_NE(error.find(blank), std::string::npos) << error;
   EXPECT_NE(error.find("no sequences"), std::string::npos) << error;
@@ -186,6 +176,7 @@ TEST(ChatFormat, RejectsUnknownFormatAndPolicy) {
 }
 
 TEST(ChatFormat, TruncateAndDropCount) {
+  const ft::testing::TempDir scratch;
   // An assistant-only example renders as content + 13 tokens: <|im_start|>, "assistant\n" (10),
   // <|im_end|> and "\n".
   auto line = [](int content_bytes) {
@@ -194,7 +185,7 @@ TEST(ChatFormat, TruncateAndDropCount) {
   };
   // 16, 43, 21, 22 and 63 tokens; seq_len 20 allows 21, so the last three are too long.
   const std::string path =
-      write_temp("mixed.jsonl", line(3) + line(30) + line(8) + line(9) + line(50));
+      scratch.write("mixed.jsonl", line(3) + line(30) + line(8) + line(9) + line(50));
   ByteTokenizer tokenizer;
   const int seq_len = 20;
 
@@ -241,11 +232,12 @@ TEST(ChatFormat, TruncateAndDropCount) {
 }
 
 TEST(TextFormat, ChunksCoverEveryTokenOnceAsTarget) {
+  const ft::testing::TempDir scratch;
   ByteTokenizer tokenizer;
   for (int length : {1, 9, 10, 11, 12, 40, 41, 57}) {
     std::string text;
     for (int i = 0; i < length; ++i) text.push_back(static_cast<char>('a' + i % 26));
-    const std::string path = write_temp("corpus.txt", text);
+    const std::string path = scratch.write("corpus.txt", text);
     const std::vector<int32_t> stream = concat({ids(text), {256}});  // the file, then eos
     for (int seq_len : {1, 4, 10, 64}) {
       SCOPED_TRACE("length " + std::to_string(length) + ", seq_len " + std::to_string(seq_len));
@@ -276,7 +268,8 @@ TEST(TextFormat, ChunksCoverEveryTokenOnceAsTarget) {
 }
 
 TEST(TextFormat, EmptyFileIsAnError) {
-  const std::string path = write_temp("empty.txt", "");
+  const ft::testing::TempDir scratch;
+  const std::string path = scratch.write("empty.txt", "");
   const std::string error = load_error(path);
   EXPECT_NE(error.find(path), std::string::npos) << error;
 }

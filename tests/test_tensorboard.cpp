@@ -1,5 +1,6 @@
 // TensorBoard event files: CRC32C, record framing, and scalars written then read back.
 #include "runtime/train/tensorboard.h"
+#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -13,23 +14,9 @@
 namespace ft {
 namespace {
 
+using ft::testing::TempDir;
+
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            fmt::format("ft_test_tensorboard_{}_{}", getpid(), test->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
 
 template <typename Body>
 std::string error_message(Body body) {
@@ -81,7 +68,7 @@ TEST(TensorBoard, WritesScalarsAndReadsThemBack) {
   TempDir dir;
   std::string path;
   {
-    TensorBoardWriter writer(dir.str() + "/logs");
+    TensorBoardWriter writer(dir.path() + "/logs");
     path = writer.path();
     writer.add_scalars(1, {{"train/loss", 2.5}, {"train/lr", 1e-4}});
     writer.add_scalars(10, {{"valid/loss", 0.0}, {"train/loss", 1.0 / 3.0}});
@@ -115,15 +102,15 @@ TEST(TensorBoard, WritesScalarsAndReadsThemBack) {
 
 TEST(TensorBoard, FileNameFollowsTheTfeventsPattern) {
   TempDir dir;
-  TensorBoardWriter writer(dir.str());
+  TensorBoardWriter writer(dir.path());
   fs::path path(writer.path());
-  EXPECT_EQ(path.parent_path(), fs::path(dir.str()));
+  EXPECT_EQ(path.parent_path(), fs::path(dir.path()));
   std::string name = path.filename().string();
   EXPECT_EQ(name.rfind("events.out.tfevents.", 0), 0u) << name;
   EXPECT_NE(name.find(fmt::format(".{}", getpid())), std::string::npos) << name;
   EXPECT_TRUE(fs::is_regular_file(path));
   // A second writer in the same directory and process gets its own file.
-  TensorBoardWriter other(dir.str());
+  TensorBoardWriter other(dir.path());
   EXPECT_NE(other.path(), writer.path());
   EXPECT_NE(other.path().find("tfevents"), std::string::npos);
 }
@@ -132,7 +119,7 @@ TEST(TensorBoard, CorruptedDataNamesFileAndRecordOffset) {
   TempDir dir;
   std::string path;
   {
-    TensorBoardWriter writer(dir.str());
+    TensorBoardWriter writer(dir.path());
     path = writer.path();
     writer.add_scalars(5, {{"train/loss", 1.25}});
   }
@@ -169,13 +156,13 @@ TEST(TensorBoard, CorruptedDataNamesFileAndRecordOffset) {
 
 TEST(TensorBoard, UncreatableDirectoryNamesThePath) {
   TempDir dir;
-  std::string file = dir.str() + "/not_a_directory";
+  std::string file = dir.path() + "/not_a_directory";
   write_bytes(file, "x");
   std::string logdir = file + "/tensorboard";
   std::string message = error_message([&] { TensorBoardWriter writer(logdir); });
   EXPECT_NE(message.find(logdir), std::string::npos) << message;
 
-  std::string missing = dir.str() + "/missing.tfevents";
+  std::string missing = dir.path() + "/missing.tfevents";
   message = error_message([&] { read_event_file(missing); });
   EXPECT_NE(message.find(missing), std::string::npos) << message;
 }

@@ -3,42 +3,17 @@
 #include <algorithm>
 
 #include "runtime/error.h"
+#include "runtime/random.h"
 
 namespace ft::data {
-
-namespace {
-
-// splitmix64 (Steele, Lea, Flood 2014): a tiny generator with well-mixed 64-bit outputs.
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t state) : state_(state) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, bound) by rejection, so no value is favoured (bound > 0).
-  uint64_t below(uint64_t bound) {
-    const uint64_t threshold = (0 - bound) % bound;  // 2^64 mod bound
-    uint64_t value = next();
-    while (value < threshold) value = next();
-    return value % bound;
-  }
-
- private:
-  uint64_t state_;
-};
-
-}  // namespace
 
 std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
   FT_CHECK(n >= 0 && epoch >= 0, "epoch_order: n {} and epoch {} must be non-negative", n, epoch);
   std::vector<int64_t> order(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) order[i] = i;
   // Seed and epoch pass through one splitmix64 step each so nearby seeds give unrelated streams.
-  SplitMix64 seed_mixer(seed);
-  SplitMix64 generator(seed_mixer.next() ^ SplitMix64(static_cast<uint64_t>(epoch)).next());
+  Random seed_mixer(seed), epoch_mixer(static_cast<uint64_t>(epoch));
+  Random generator(seed_mixer.next_u64() ^ epoch_mixer.next_u64());
   for (int64_t i = n - 1; i > 0; --i) {
     const int64_t j = static_cast<int64_t>(generator.below(static_cast<uint64_t>(i) + 1));
     std::swap(order[i], order[j]);

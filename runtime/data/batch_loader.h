@@ -29,8 +29,8 @@ struct DataCursor {
   int64_t position = 0;
 };
 
-// The permutation of [0, n) for (seed, epoch): Fisher-Yates driven by splitmix64, written out here
-// so the order is the same with every standard library.
+// The permutation of [0, n) for (seed, epoch): Fisher-Yates driven by ft::Random (splitmix64),
+// not std::shuffle, so the order is the same with every standard library.
 std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch);
 
 class BatchLoader {
