@@ -15,11 +15,13 @@
 #include <vector>
 
 #include "runtime/checkpoint/hdf5_checkpoint.h"
+#include "tests/support/gradcheck.h"
 #include "tests/support/temp_dir.h"
 
 namespace ft::checkpoint {
 namespace {
 
+using ft::testing::error_message;
 using ft::testing::TempDir;
 
 namespace fs = std::filesystem;
@@ -33,19 +35,6 @@ using Names = std::vector<std::string>;
          << " = \"" << part << "\"";
 }
 #define EXPECT_CONTAINS(text, part) EXPECT_PRED_FORMAT2(contains_text, text, part)
-
-// A fresh directory under the system temp dir, removed with everything in it at the end.
-// Runs `body`, expecting an ft::Error, and returns its message.
-template <typename Body>
-std::string error_message(Body body) {
-  try {
-    body();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected an ft::Error";
-  return "";
-}
 
 // Random bit patterns of width T: NaNs with payloads, infinities, denormals, -0 all included.
 template <typename T, typename Bits>

@@ -1,5 +1,6 @@
 // TensorBoard event files: CRC32C, record framing, and scalars written then read back.
 #include "runtime/train/tensorboard.h"
+#include "tests/support/gradcheck.h"
 #include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
@@ -14,20 +15,10 @@
 namespace ft {
 namespace {
 
+using ft::testing::error_message;
 using ft::testing::TempDir;
 
 namespace fs = std::filesystem;
-
-template <typename Body>
-std::string error_message(Body body) {
-  try {
-    body();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected an ft::Error";
-  return "";
-}
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

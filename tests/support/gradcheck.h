@@ -52,15 +52,23 @@ inline OpContext cpu_context(int threads = 2) {
   return ctx;
 }
 
+// Runs `body`, expecting an ft::Error, and returns its message ("" and a failure if none).
+template <typename Body>
+std::string error_message(Body&& body) {
+  try {
+    body();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  ADD_FAILURE() << "expected an ft::Error";
+  return "";
+}
+
 // Expects `call` to throw an ft::Error whose message contains `text`.
 template <typename Fn>
 void expect_error_mentioning(Fn&& call, const std::string& text) {
-  try {
-    call();
-    ADD_FAILURE() << "expected an ft::Error mentioning '" << text << "'";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find(text), std::string::npos) << error.what();
-  }
+  const std::string message = error_message(call);
+  EXPECT_NE(message.find(text), std::string::npos) << "expected '" << text << "' in: " << message;
 }
 
 template <typename T>
