@@ -217,6 +217,31 @@ TEST(Training, ResumeRefusesAChangedDataOrderOrNothingLeftToTrain) {
   expect_error_containing([&] { train(config, "latest"); }, {"nothing left to train"});
 }
 
+TEST(Training, ADamagedNewestCheckpointIsNamedAndCanBeSetAside) {
+  TempDir dir;
+  config::RunConfig config = small_run(dir, "run", 6);
+  config.mutable_checkpoint()->set_save_every(2);
+  config.mutable_checkpoint()->set_keep_last(3);
+  train(config);
+  std::string step6 = checkpoint::step_checkpoint_path(dir.path("run/checkpoints"), 6);
+  std::filesystem::resize_file(step6, std::filesystem::file_size(step6) / 2);
+  config.mutable_train()->set_max_steps(8);
+  expect_error_containing([&] { train(config, "latest"); }, {step6, "move it out"});
+  // Resuming from the one before it is refused while the damaged file would be overwritten...
+  std::string step4 = checkpoint::step_checkpoint_path(dir.path("run/checkpoints"), 4);
+  expect_error_containing([&] { train(config, step4); }, {step6, "newer checkpoint"});
+  // ...and goes ahead once it has been moved away.
+  std::filesystem::rename(step6, dir.path("damaged.h5"));
+  EXPECT_EQ(train(config, "latest").step_losses.size(), 4u);
+}
+
+TEST(Training, AnUnwritableOutputDirStopsBeforeTraining) {
+  TempDir dir;
+  config::RunConfig config = small_run(dir, "run", 2);
+  config.set_output_dir(dir.write("a_file", "not a folder"));
+  expect_error_containing([&] { train(config); }, {"output_dir", dir.path("a_file")});
+}
+
 TEST(Training, ResumedMetricsKeepEachStepOnce) {
   TempDir dir;
   config::RunConfig config = small_run(dir, "run", 4);

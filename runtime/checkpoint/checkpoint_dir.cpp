@@ -69,6 +69,10 @@ std::optional<std::string> latest_checkpoint(const std::string& dir) {
   return files.back().path.string();
 }
 
+std::optional<int64_t> checkpoint_step(const std::string& path) {
+  return parse_step_file_name(fs::path(path).filename().string());
+}
+
 void remove_old_checkpoints(const std::string& dir, int keep_last) {
   if (keep_last < 1)
     fail("remove_old_checkpoints {}: keep_last must be >= 1, got {}", dir, keep_last);

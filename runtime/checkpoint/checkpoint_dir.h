@@ -15,6 +15,10 @@ std::string step_checkpoint_path(const std::string& dir, int64_t step);
 // other names are ignored), or nullopt when there is none or dir does not exist.
 std::optional<std::string> latest_checkpoint(const std::string& dir);
 
+// The step a checkpoint's file name records (step_00000400.h5 -> 400), read from the name alone
+// so that a damaged file can still be ordered; nullopt for other names.
+std::optional<int64_t> checkpoint_step(const std::string& path);
+
 // Deletes all but the newest keep_last (>= 1) step checkpoints in dir. Never touches *.tmp files
 // or anything not named step_<digits>.h5.
 void remove_old_checkpoints(const std::string& dir, int keep_last);

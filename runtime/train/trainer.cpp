@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -41,6 +42,19 @@ ModelConfig resolve_model_config(const config::ModelConfig& model) {
 std::string resolve_format(const std::string& format, const std::string& path) {
   if (format != "auto") return format;
   return std::filesystem::path(path).extension() == ".jsonl" ? "chat" : "text";
+}
+
+// Fails now, not after hours of training, when the run could not write into `dir`.
+void check_writable(const std::string& dir, const char* what) {
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error) fail("{} {}: cannot create it: {}", what, dir, error.message());
+  const std::string probe = dir + "/.ft_write_probe.tmp";
+  {
+    std::ofstream file(probe);
+    if (!(file << "probe")) fail("{} {}: cannot write files there", what, dir);
+  }
+  std::filesystem::remove(probe, error);
 }
 
 // The fields that decide which data a resumed run reads next and which model it continues; the
@@ -144,9 +158,31 @@ Trainer::Trainer(TrainerOptions options)
       std::make_unique<ParameterStore>(transformer_param_specs(model_config_), dtype, ctx_.device);
   params_->initialize(seed);
   if (!resume_path.empty()) {
+    int64_t resume_step = 0;
+    std::string saved_config;
+    try {
+      checkpoint::CheckpointReader reader(resume_path);
+      resume_step = reader.int_attribute("step");
+      saved_config = reader.string_attribute("config");
+    } catch (const Error& error) {
+      fail(
+          "{}\n(if this checkpoint is damaged, move it out of {} and --resume continues from the "
+          "one before it)",
+          error.what(), checkpoint_dir_);
+    }
+    // Continuing from an older checkpoint would overwrite (and rotate away) newer ones. Their step
+    // comes from the file name, so a damaged newer file does not block this check.
+    if (auto newest = checkpoint::latest_checkpoint(checkpoint_dir_)) {
+      if (checkpoint::checkpoint_step(*newest).value_or(0) > resume_step)
+        fail(
+            "--resume {}: {} holds a newer checkpoint ({}) that this run would overwrite; resume "
+            "from the newest (--resume), move that file away if it is damaged, or resume into "
+            "another output_dir",
+            resume_path, checkpoint_dir_, *newest);
+    }
+    // The config check first: a changed model would otherwise surface as a missing tensor.
+    check_resume_compatible(resume_path, config::from_text(saved_config, resume_path), config_);
     state_ = load_training_checkpoint(resume_path, *params_, /*with_optimizer=*/true);
-    check_resume_compatible(resume_path, config::from_text(state_.config_text, resume_path),
-                            config_);
     if (state_.train_sequences != train_loader_->size())
       fail("--resume {}: the checkpointed run had {} training sequences, {} now holds {}",
            resume_path, state_.train_sequences, config_.data().train_file(), train_loader_->size());
@@ -155,15 +191,6 @@ Trainer::Trainer(TrainerOptions options)
           "--resume {}: the checkpoint is at step {} and this run has {} steps: nothing left to "
           "train (raise train.max_steps or train.epochs)",
           resume_path, state_.step, total_steps_);
-    // Continuing from an older checkpoint would overwrite (and rotate away) newer ones.
-    if (auto newest = checkpoint::latest_checkpoint(checkpoint_dir_)) {
-      const int64_t newest_step = checkpoint::CheckpointReader(*newest).int_attribute("step");
-      if (newest_step > state_.step)
-        fail(
-            "--resume {}: {} holds a newer checkpoint ({}, step {}) that this run would overwrite; "
-            "resume from the newest (--resume) or into another output_dir",
-            resume_path, checkpoint_dir_, *newest, newest_step);
-    }
     train_loader_->set_cursor(state_.cursor);
     log_ << "ft: resumed from " << resume_path << " at step " << state_.step << "\n";
   } else if (!config_.model().init_from().empty()) {
@@ -184,6 +211,10 @@ Trainer::Trainer(TrainerOptions options)
   schedule_.kind = config_.optim().schedule();
   schedule_.warmup_steps = config_.optim().warmup_steps();
   schedule_.total_steps = total_steps_;
+
+  check_writable(output_dir_, "output_dir");
+  if (config_.checkpoint().save_every() > 0 || config_.checkpoint().save_final())
+    check_writable(checkpoint_dir_, "checkpoint folder");
 
   model_ = std::make_unique<Transformer>(model_config_, *params_,
                                          config_.train().micro_batch_size(), seq_len);
