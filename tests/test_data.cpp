@@ -147,6 +147,9 @@ TEST(ChatFormat, ErrorsNameFileLineAndProblem) {
        "message 1 (user) has a \"weight\"; only assistant messages take one"},
       {R"({"messages": {"role": "user"}})", "\"messages\" is object (expected an array)"},
       {R"(["messages"])", "expected a JSON object"},
+      // nlohmann throws out_of_range, not parse_error, for a number past double's range.
+      {R"({"messages": [{"role": "assistant", "content": "a", "weight": 1e400}]})",
+       "invalid JSON: "},
   };
   for (const BadLine& bad : cases) {
     // The bad line is line 3, after a good line and a blank one.
@@ -166,6 +169,95 @@ TEST(ChatFormat, MissingFileAndEmptyDatasetNameThePath) {
   const std::string error = load_error(blank);
   EXPECT_NE(error.find(blank), std::string::npos) << error;
   EXPECT_NE(error.find("no sequences"), std::string::npos) << error;
+}
+
+TEST(DataFile, RejectsPathsThatAreNotRegularFiles) {
+  const ft::testing::TempDir scratch;
+  const std::string directory = scratch.path("corpus.jsonl");
+  std::filesystem::create_directories(directory);
+  // /dev/zero is left out here: without the check it would be read until memory runs out.
+  for (const std::string& path : {directory, std::string("/dev/null")}) {
+    for (const std::string& format : {"auto", "chat", "text"}) {
+      const std::string error = load_error(path, format);
+      EXPECT_NE(error.find(path + ": not a regular file"), std::string::npos)
+          << format << ": " << error;
+    }
+  }
+  const std::string missing = scratch.path("absent.txt");
+  EXPECT_NE(load_error(missing).find("cannot open dataset file '" + missing + "'"),
+            std::string::npos);
+}
+
+TEST(ChatFormat, NoTrainedTokensIsAnError) {
+  const ft::testing::TempDir scratch;
+  const std::string masked =
+      scratch.write("masked.jsonl", R"({"messages": [{"role": "user", "content": "a"}, )"
+                                    R"({"role": "assistant", "content": "b", "weight": 0}]})"
+                                    "\n");
+  std::string error = load_error(masked);
+  EXPECT_NE(error.find(masked), std::string::npos) << error;
+  EXPECT_NE(error.find("no trained tokens"), std::string::npos) << error;
+
+  // The user turn alone is 48 tokens, so seq_len 20 cuts the assistant answer away.
+  const std::string long_prompt = R"({"messages": [{"role": "user", "content": ")" +
+                                  std::string(40, 'q') +
+                                  R"("}, {"role": "assistant", "content": "yes"}]})" + "\n";
+  const std::string truncated = scratch.write("truncated.jsonl", long_prompt + long_prompt);
+  error = load_error(truncated, "auto", 20, "truncate");
+  EXPECT_NE(error.find(truncated), std::string::npos) << error;
+  EXPECT_NE(error.find("no trained tokens"), std::string::npos) << error;
+}
+
+TEST(ChatFormat, ReportCountsSequencesWithoutTrainedTokens) {
+  const ft::testing::TempDir scratch;
+  const std::string long_prompt = R"({"messages": [{"role": "user", "content": ")" +
+                                  std::string(40, 'q') +
+                                  R"("}, {"role": "assistant", "content": "yes"}]})" + "\n";
+  const std::string short_chat = R"({"messages": [{"role": "assistant", "content": "ok"}]})"
+                                 "\n";
+  const std::string path =
+      scratch.write("mixed.jsonl", long_prompt + short_chat + long_prompt + long_prompt);
+  ByteTokenizer tokenizer;
+  DatasetReport report;
+  const auto sequences = load_sequences(path, "auto", tokenizer, 20, "truncate", &report);
+  EXPECT_EQ(sequences.size(), 4u);
+  EXPECT_EQ(report.truncated, 3);
+  EXPECT_EQ(report.untrained_sequences, 3);
+  EXPECT_EQ(report.trained_tokens, 3);  // "ok" and its <|im_end|>
+  const std::string text = format_report(report);
+  EXPECT_NE(text.find("3 sequences have no trained tokens"), std::string::npos) << text;
+
+  DatasetReport clean;
+  load_sequences(path, "auto", tokenizer, 128, "truncate", &clean);
+  EXPECT_EQ(clean.untrained_sequences, 0);
+  EXPECT_EQ(format_report(clean).find("no trained tokens"), std::string::npos);
+}
+
+TEST(DataFormat, ResolveFormatIgnoresExtensionCase) {
+  EXPECT_EQ(resolve_format("auto", "data/train.jsonl"), "chat");
+  EXPECT_EQ(resolve_format("auto", "data/TRAIN.JSONL"), "chat");
+  EXPECT_EQ(resolve_format("auto", "data/train.JsonL"), "chat");
+  EXPECT_EQ(resolve_format("auto", "data/train.json"), "text");
+  EXPECT_EQ(resolve_format("auto", "data/train.jsonl.txt"), "text");
+  EXPECT_EQ(resolve_format("auto", "data/jsonl"), "text");
+  EXPECT_EQ(resolve_format("chat", "corpus.txt"), "chat");
+  EXPECT_EQ(resolve_format("text", "train.jsonl"), "text");
+  try {
+    resolve_format("csv", "train.jsonl");
+    ADD_FAILURE() << "format csv was accepted";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("'csv'"), std::string::npos) << error.what();
+  }
+
+  // load_sequences resolves the same way: an upper-case .JSONL file is read as chat.
+  const ft::testing::TempDir scratch;
+  const std::string path =
+      scratch.write("Train.JSONL", R"({"messages": [{"role": "assistant", "content": "ok"}]})");
+  ByteTokenizer tokenizer;
+  DatasetReport report;
+  load_sequences(path, "auto", tokenizer, 64, "truncate", &report);
+  EXPECT_EQ(report.format, "chat");
+  EXPECT_EQ(report.trained_tokens, 3);
 }
 
 TEST(ChatFormat, RejectsUnknownFormatAndPolicy) {
@@ -267,6 +359,16 @@ TEST(TextFormat, ChunksCoverEveryTokenOnceAsTarget) {
   }
 }
 
+TEST(TextFormat, SkipsUtf8Bom) {
+  const ft::testing::TempDir scratch;
+  const std::string path = scratch.write("bom.txt", "\xEF\xBB\xBFhi \xEF\xBB\xBF");
+  ByteTokenizer tokenizer;
+  const auto sequences = load_sequences(path, "text", tokenizer, 64, "truncate", nullptr);
+  ASSERT_EQ(sequences.size(), 1u);
+  // Only the leading BOM goes; one later in the text is content.
+  EXPECT_EQ(sequences[0].tokens, concat({ids("hi \xEF\xBB\xBF"), {256}}));
+}
+
 TEST(TextFormat, EmptyFileIsAnError) {
   const ft::testing::TempDir scratch;
   const std::string path = scratch.write("empty.txt", "");
@@ -353,9 +455,23 @@ TEST(EpochOrder, IsADeterministicPermutationThatVaries) {
   EXPECT_NE(base, identity);
 }
 
+TEST(EpochOrder, SeedAndEpochAreNotInterchangeable) {
+  for (uint64_t a = 0; a < 6; ++a) {
+    for (uint64_t b = a + 1; b < 6; ++b) {
+      EXPECT_NE(epoch_order(50, a, static_cast<int64_t>(b)),
+                epoch_order(50, b, static_cast<int64_t>(a)))
+          << "seed " << a << ", epoch " << b;
+    }
+  }
+  // seed == epoch is not one fixed permutation.
+  std::set<std::vector<int64_t>> diagonal;
+  for (int64_t s = 0; s < 6; ++s) diagonal.insert(epoch_order(50, static_cast<uint64_t>(s), s));
+  EXPECT_EQ(diagonal.size(), 6u);
+}
+
 TEST(EpochOrder, PinnedValue) {
   // Pinned so that any change to the generator (and so to every run's data order) is noticed.
-  EXPECT_EQ(epoch_order(10, 1, 0), (std::vector<int64_t>{1, 4, 3, 5, 6, 2, 9, 7, 8, 0}));
+  EXPECT_EQ(epoch_order(10, 1, 0), (std::vector<int64_t>{1, 7, 5, 6, 2, 0, 4, 8, 3, 9}));
 }
 
 std::vector<Sequence> numbered_sequences(int count) {

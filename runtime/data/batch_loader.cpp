@@ -11,9 +11,9 @@ std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
   FT_CHECK(n >= 0 && epoch >= 0, "epoch_order: n {} and epoch {} must be non-negative", n, epoch);
   std::vector<int64_t> order(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) order[i] = i;
-  // Seed and epoch pass through one splitmix64 step each so nearby seeds give unrelated streams.
-  Random seed_mixer(seed), epoch_mixer(static_cast<uint64_t>(epoch));
-  Random generator(seed_mixer.next_u64() ^ epoch_mixer.next_u64());
+  // The two-argument constructor mixes epoch before combining it with seed, so (seed, epoch) and
+  // (epoch, seed) differ and seed == epoch is not one fixed permutation.
+  Random generator(seed, static_cast<uint64_t>(epoch));
   for (int64_t i = n - 1; i > 0; --i) {
     const int64_t j = static_cast<int64_t>(generator.below(static_cast<uint64_t>(i) + 1));
     std::swap(order[i], order[j]);

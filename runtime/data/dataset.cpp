@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -16,6 +18,13 @@ namespace ft::data {
 namespace {
 
 std::string read_file(const std::string& path) {
+  // A directory or a device (/dev/zero) would fail late or never end; a missing file falls
+  // through to the open error below.
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
+    fail("{}: not a regular file", path);
+  }
   std::ifstream file(path, std::ios::binary);
   if (!file) fail("cannot open dataset file '{}': {}", path, std::strerror(errno));
   std::ostringstream contents;
@@ -24,9 +33,10 @@ std::string read_file(const std::string& path) {
   return contents.str();
 }
 
-bool ends_with(const std::string& text, std::string_view suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
+
+void skip_bom(std::string_view& text) {
+  if (text.substr(0, kUtf8Bom.size()) == kUtf8Bom) text.remove_prefix(kUtf8Bom.size());
 }
 
 bool is_blank(std::string_view line) {
@@ -47,7 +57,10 @@ class ReportBuilder {
   }
   void add_sequence(const Sequence& sequence) {
     ++report_.sequences;
-    for (uint8_t m : sequence.loss_mask) report_.trained_tokens += m;
+    int64_t trained = 0;
+    for (uint8_t m : sequence.loss_mask) trained += m;
+    report_.trained_tokens += trained;
+    if (trained == 0) ++report_.untrained_sequences;
   }
   void finish() {
     if (report_.examples > 0) {
@@ -65,7 +78,7 @@ std::vector<ChatMessage> parse_chat_line(std::string_view line, const std::strin
   nlohmann::json example;
   try {
     example = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::parse_error& error) {
+  } catch (const nlohmann::json::exception& error) {  // parse_error, or out_of_range for 1e400
     fail("{}: invalid JSON: {}", where, error.what());
   }
   if (!example.is_object()) fail("{}: expected a JSON object, got {}", where, example.type_name());
@@ -146,7 +159,7 @@ std::vector<Sequence> load_chat(const std::string& path, const std::string& cont
     std::string_view line(contents.data() + begin, end - begin);
     begin = end + 1;
     ++line_number;
-    if (line_number == 1 && line.substr(0, 3) == "\xEF\xBB\xBF") line.remove_prefix(3);  // BOM
+    if (line_number == 1) skip_bom(line);
     if (is_blank(line)) continue;
 
     const std::string where = fmt::format("{}:{}", path, line_number);
@@ -162,8 +175,9 @@ std::vector<Sequence> load_chat(const std::string& path, const std::string& cont
 
 // The file is one stream: encode(contents) + eos, cut into windows of seq_len + 1 tokens that
 // advance by seq_len, so every token but the first is a target exactly once.
-std::vector<Sequence> load_text(const std::string& contents, const Tokenizer& tokenizer,
-                                int seq_len, DatasetReport& report) {
+std::vector<Sequence> load_text(std::string_view contents, const Tokenizer& tokenizer, int seq_len,
+                                DatasetReport& report) {
+  skip_bom(contents);
   std::vector<int32_t> stream = tokenizer.encode(contents);
   stream.push_back(tokenizer.eos_id());
   ReportBuilder builder(report);
@@ -214,6 +228,17 @@ Sequence render_chatml(const std::vector<ChatMessage>& messages, const Tokenizer
   return sequence;
 }
 
+std::string resolve_format(const std::string& format, const std::string& path) {
+  if (format == "chat" || format == "text") return format;
+  if (format != "auto") {
+    fail("dataset '{}': format is '{}' (expected auto, chat or text)", path, format);
+  }
+  std::string extension = std::filesystem::path(path).extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return extension == ".jsonl" ? "chat" : "text";
+}
+
 std::vector<Sequence> load_sequences(const std::string& path, const std::string& format,
                                      const Tokenizer& tokenizer, int seq_len,
                                      const std::string& too_long, DatasetReport* report) {
@@ -221,12 +246,7 @@ std::vector<Sequence> load_sequences(const std::string& path, const std::string&
   if (too_long != "truncate" && too_long != "drop") {
     fail("dataset '{}': too_long is '{}' (expected truncate or drop)", path, too_long);
   }
-  std::string resolved = format;
-  if (format == "auto") {
-    resolved = ends_with(path, ".jsonl") ? "chat" : "text";
-  } else if (format != "chat" && format != "text") {
-    fail("dataset '{}': format is '{}' (expected auto, chat or text)", path, format);
-  }
+  const std::string resolved = resolve_format(format, path);
 
   const std::string contents = read_file(path);
   DatasetReport local_report;
@@ -240,6 +260,12 @@ std::vector<Sequence> load_sequences(const std::string& path, const std::string&
     fail("dataset '{}' ({}) has no sequences: {} examples, {} dropped as longer than {} tokens",
          path, resolved, local_report.examples, local_report.dropped, seq_len + 1);
   }
+  if (local_report.trained_tokens == 0) {
+    fail(
+        "dataset '{}' ({}) has no trained tokens: every assistant answer has weight 0 or was cut "
+        "away by truncation to {} tokens ({} sequences)",
+        path, resolved, seq_len + 1, local_report.sequences);
+  }
   if (report != nullptr) *report = std::move(local_report);
   return sequences;
 }
@@ -250,6 +276,12 @@ std::string format_report(const DatasetReport& report) {
       "  tokens per example: min {} / mean {:.1f} / max {}; {} truncated, {} dropped",
       report.path, report.format, report.examples, report.sequences, report.trained_tokens,
       report.min_tokens, report.mean_tokens, report.max_tokens, report.truncated, report.dropped);
+  if (report.untrained_sequences > 0) {
+    text += fmt::format(
+        "; {} sequences have no trained tokens (truncated before the assistant's "
+        "answer, or weight 0)",
+        report.untrained_sequences);
+  }
   return text;
 }
 

@@ -1,6 +1,6 @@
 // Datasets: a file on disk -> training sequences of at most seq_len + 1 tokens with a loss mask.
 // Formats: "chat" (OpenAI chat JSONL, rendered as ChatML) and "text" (one token stream cut into
-// overlapping windows); "auto" picks chat for a .jsonl file, text otherwise.
+// overlapping windows); "auto" picks chat for a .jsonl file (any letter case), text otherwise.
 #pragma once
 
 #include <cstdint>
@@ -29,11 +29,19 @@ struct DatasetReport {
   int64_t truncated = 0;       // examples longer than seq_len + 1 that were cut
   int64_t dropped = 0;         // examples longer than seq_len + 1 that were left out
   int64_t trained_tokens = 0;  // sum of loss_mask over all sequences
+  // Sequences whose loss_mask is all zero, e.g. truncation cut away the whole assistant answer.
+  int64_t untrained_sequences = 0;
 };
 
+// The format load_sequences reads `path` as: "chat" or "text". format is "auto" (chat for a
+// .jsonl extension in any letter case, text otherwise), "chat" or "text"; anything else throws
+// ft::Error naming the value.
+std::string resolve_format(const std::string& format, const std::string& path);
+
 // format: "auto" | "chat" | "text". too_long: "truncate" (keep the first seq_len + 1 tokens) or
-// "drop". Throws ft::Error naming the file (and line, for chat) on bad input, a missing file or a
-// dataset with no sequences. `report` may be null.
+// "drop". Throws ft::Error naming the file (and line, for chat) on bad input, a missing file, a
+// path that is not a regular file, or a dataset with no sequences or no trained tokens. `report`
+// may be null.
 std::vector<Sequence> load_sequences(const std::string& path, const std::string& format,
                                      const Tokenizer& tokenizer, int seq_len,
                                      const std::string& too_long, DatasetReport* report);

@@ -39,10 +39,6 @@ ModelConfig resolve_model_config(const config::ModelConfig& model) {
   return result;
 }
 
-std::string resolve_format(const std::string& format, const std::string& path) {
-  if (format != "auto") return format;
-  return std::filesystem::path(path).extension() == ".jsonl" ? "chat" : "text";
-}
 
 // Fails now, not after hours of training, when the run could not write into `dir`.
 void check_writable(const std::string& dir, const char* what) {
@@ -110,12 +106,12 @@ Trainer::Trainer(TrainerOptions options)
   const std::string& too_long = config_.data().too_long();
   train_sequences_ =
       data::load_sequences(config_.data().train_file(),
-                           resolve_format(config_.data().format(), config_.data().train_file()),
+                           data::resolve_format(config_.data().format(), config_.data().train_file()),
                            *tokenizer_, seq_len, too_long, &train_report_);
   if (!config_.data().valid_file().empty()) {
     valid_sequences_ =
         data::load_sequences(config_.data().valid_file(),
-                             resolve_format(config_.data().format(), config_.data().valid_file()),
+                             data::resolve_format(config_.data().format(), config_.data().valid_file()),
                              *tokenizer_, seq_len, too_long, &valid_report_);
   }
   const uint64_t seed = config_.seed();
