@@ -39,7 +39,6 @@ ModelConfig resolve_model_config(const config::ModelConfig& model) {
   return result;
 }
 
-
 // Fails now, not after hours of training, when the run could not write into `dir`.
 void check_writable(const std::string& dir, const char* what) {
   std::error_code error;
@@ -104,15 +103,11 @@ Trainer::Trainer(TrainerOptions options)
     fail("model {}: vocab_size {} is smaller than the tokenizer's {} ids", model_config_.name,
          model_config_.vocab_size, tokenizer_->vocab_size());
   const std::string& too_long = config_.data().too_long();
-  train_sequences_ =
-      data::load_sequences(config_.data().train_file(),
-                           data::resolve_format(config_.data().format(), config_.data().train_file()),
-                           *tokenizer_, seq_len, too_long, &train_report_);
+  train_sequences_ = data::load_sequences(config_.data().train_file(), config_.data().format(),
+                                          *tokenizer_, seq_len, too_long, &train_report_);
   if (!config_.data().valid_file().empty()) {
-    valid_sequences_ =
-        data::load_sequences(config_.data().valid_file(),
-                             data::resolve_format(config_.data().format(), config_.data().valid_file()),
-                             *tokenizer_, seq_len, too_long, &valid_report_);
+    valid_sequences_ = data::load_sequences(config_.data().valid_file(), config_.data().format(),
+                                            *tokenizer_, seq_len, too_long, &valid_report_);
   }
   const uint64_t seed = config_.seed();
   train_loader_ = std::make_unique<data::BatchLoader>(
