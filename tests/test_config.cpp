@@ -143,6 +143,23 @@ TEST(ConfigParse, IntegersMustBeIntegralAndInRange) {
   EXPECT_EQ(parse("train: {max_steps: +7}", "yaml", "r.yaml").train().max_steps(), 7);
 }
 
+TEST(ConfigParse, OnlyOneSignIsAccepted) {
+  EXPECT_EQ(yaml_error("train: {max_steps: +-3}"),
+            "run.yaml:1: train.max_steps: expected an integer, got '+-3'");
+  EXPECT_EQ(yaml_error("train: {max_steps: ++1}"),
+            "run.yaml:1: train.max_steps: expected an integer, got '++1'");
+  EXPECT_EQ(yaml_error("seed: +-3"), "run.yaml:1: seed: expected an integer, got '+-3'");
+  EXPECT_EQ(yaml_error("optim: {lr: +-1e-3}"),
+            "run.yaml:1: optim.lr: expected a number, got '+-1e-3'");
+  EXPECT_EQ(yaml_error("optim: {lr: ++1}"), "run.yaml:1: optim.lr: expected a number, got '++1'");
+  RunConfig config;
+  EXPECT_EQ(error_of([&] { apply_override(config, "optim.beta1=+-0.5"); }),
+            "override 'optim.beta1=+-0.5': optim.beta1: expected a number, got '+-0.5'");
+  // One sign of either kind still reads.
+  EXPECT_EQ(parse("optim: {lr: +1e-3}", "yaml", "r.yaml").optim().lr(), 1e-3);
+  EXPECT_EQ(parse("train: {max_steps: -3}", "yaml", "r.yaml").train().max_steps(), -3);
+}
+
 TEST(ConfigParse, NumbersMustBeFinite) {
   EXPECT_CONTAINS(yaml_error("optim: {lr: .inf}"), "optim.lr: expected a number, got '.inf'");
   EXPECT_CONTAINS(yaml_error("optim: {lr: nan}"), "optim.lr: expected a finite number, got 'nan'");
@@ -187,14 +204,50 @@ TEST(ConfigParse, DuplicateKeysAreErrors) {
                   "run.json:2: duplicate key 'seed'");
 }
 
+TEST(ConfigParse, MergeKeysAreRefusedByName) {
+  EXPECT_EQ(yaml_error("train:\n  epochs: 2\n  <<: {max_steps: 5}\n"),
+            "run.yaml:3: YAML merge keys (<<) are not supported");
+  EXPECT_EQ(yaml_error("optim: &shared {lr: 0.1}\ntrain:\n  <<: *shared\n"),
+            "run.yaml:3: YAML merge keys (<<) are not supported");
+  EXPECT_EQ(yaml_error("seed: 1\n<<: {dtype: fp64}\n"),
+            "run.yaml:2: YAML merge keys (<<) are not supported");
+  // A quoted '<<' is an ordinary (unknown) key, in YAML and JSON.
+  EXPECT_CONTAINS(yaml_error("train:\n  '<<': 1\n"), "run.yaml:2: unknown key 'train.<<'");
+  EXPECT_CONTAINS(error_of([] { parse("{\"train\": {\"<<\": 1}}", "json", "run.json"); }),
+                  "run.json:1: unknown key 'train.<<'");
+  // Plain aliases still work.
+  const RunConfig config = parse("optim: {beta1: &b 0.5, beta2: *b}\n", "yaml", "r.yaml");
+  EXPECT_EQ(config.optim().beta2(), 0.5);
+}
+
+TEST(ConfigParse, ContentAfterTheTopLevelJsonObjectIsAnError) {
+  const auto json_error = [](const std::string& json) {
+    return error_of([&] { parse(json, "json", "run.json"); });
+  };
+  EXPECT_EQ(json_error("{\"seed\": 1}\n{\"seed\": 2}\n"),
+            "run.json:2: unexpected content after the top-level JSON object");
+  EXPECT_EQ(json_error("{\"seed\": 1} x"),
+            "run.json:1: unexpected content after the top-level JSON object");
+  EXPECT_EQ(json_error("{\"seed\": 1}\n---\n"),
+            "run.json:2: unexpected content after the top-level JSON object");
+  // yaml-cpp alone never gets past a ',' here (it makes empty documents until memory runs out).
+  EXPECT_EQ(json_error("{\"seed\": 1},\n"),
+            "run.json:1:12: JSON syntax error: unexpected ',' after the top-level value");
+  EXPECT_EQ(json_error("{\"seed\": 1}\n  , {\"seed\": 2}\n"),
+            "run.json:2:3: JSON syntax error: unexpected ',' after the top-level value");
+  EXPECT_EQ(yaml_error("{seed: 1},\n"),
+            "run.yaml:1:10: YAML syntax error: unexpected ',' after the top-level value");
+  EXPECT_EQ(parse("{\"seed\": 3}\n", "json", "run.json").seed(), 3u);
+}
+
 TEST(ConfigParse, YamlSyntaxErrorHasLine) {
   const std::string error = yaml_error("seed: 1\noptim:\n  lr: [0.1\n  beta1: 0.9\n");
   EXPECT_CONTAINS(error, "run.yaml:");
   EXPECT_CONTAINS(error, "YAML syntax error");
   const std::string indent = yaml_error("seed: 1\ndata:\n  seq_len: 8\n    shuffle: no\n");
   EXPECT_CONTAINS(indent, "run.yaml:4:");
-  EXPECT_CONTAINS(error_of([] { parse("seed: 1\n---\nseed: 2\n", "yaml", "two.yaml"); }),
-                  "two.yaml: expected one YAML document, found 2");
+  EXPECT_EQ(error_of([] { parse("seed: 1\n---\nseed: 2\n", "yaml", "two.yaml"); }),
+            "two.yaml: expected one YAML document, found 2 (separated by '---')");
 }
 
 TEST(ConfigParse, JsonErrorsCarryLines) {
@@ -260,6 +313,27 @@ TEST(ConfigOverride, SetsFieldsOfEveryType) {
   EXPECT_EQ(empty.checkpoint().keep_last(), 5);
   apply_override(empty, "output_dir=a=b");  // only the first '=' splits
   EXPECT_EQ(empty.output_dir(), "a=b");
+}
+
+TEST(ConfigOverride, BlanksAroundKeyAndValueAreDropped) {
+  RunConfig config = valid_config();
+  apply_override(config, "output_dir= /tmp/x");
+  apply_override(config, "data.format= chat");
+  apply_override(config, " data.valid_file =\tvalid.jsonl \r\n");
+  apply_override(config, "\toptim.lr=\v2e-4\f");
+  apply_override(config, "seed =  7");
+  EXPECT_EQ(config.output_dir(), "/tmp/x");
+  EXPECT_EQ(config.data().format(), "chat");
+  EXPECT_EQ(config.data().valid_file(), "valid.jsonl");
+  EXPECT_EQ(config.optim().lr(), 2e-4);
+  EXPECT_EQ(config.seed(), 7u);
+  EXPECT_NO_THROW(validate(config));
+  apply_override(config, "output_dir=  ");
+  EXPECT_EQ(config.output_dir(), "");
+  // Config files keep their strings exactly.
+  EXPECT_EQ(parse("output_dir: ' /tmp/x '\n", "yaml", "r.yaml").output_dir(), " /tmp/x ");
+  EXPECT_EQ(parse("{\"output_dir\": \" /tmp/x\"}", "json", "r.json").output_dir(), " /tmp/x");
+  EXPECT_EQ(parse("output_dir: \" /tmp/x\"", "text", "r.txtpb").output_dir(), " /tmp/x");
 }
 
 TEST(ConfigOverride, UnknownKeysAndBadValuesAreErrors) {
@@ -332,12 +406,29 @@ TEST(ConfigValidate, NamesTheFieldAndWhatIsExpected) {
       {"device=tpu", "config field device = 'tpu': expected one of auto, cpu, cuda"},
       {"dtype=bf16", "config field dtype = 'bf16': expected one of fp32, fp64"},
       {"threads=-1", "config field threads = -1: expected an integer >= 0"},
+      {"output_dir=",
+       "config field output_dir is empty: expected a folder for metrics and checkpoints"},
+      {"train.micro_batch_size=65537",
+       "config field train.micro_batch_size = 65537: expected at most 65536"},
+      {"train.grad_accum_steps=2000000000",
+       "config field train.grad_accum_steps = 2000000000: expected at most 65536"},
+      {"threads=1025", "config field threads = 1025: expected at most 1024"},
+      {"data.seq_len=1048577", "config field data.seq_len = 1048577: expected at most 1048576"},
   };
   for (const auto& [assignment, expected] : cases) {
     RunConfig config = valid_config();
     apply_override(config, assignment);
     EXPECT_CONTAINS(error_of([&] { validate(config); }), expected);
   }
+}
+
+TEST(ConfigValidate, AcceptsSizesUpToTheirCaps) {
+  RunConfig config = valid_config();
+  apply_override(config, "train.micro_batch_size=65536");
+  apply_override(config, "train.grad_accum_steps=65536");
+  apply_override(config, "threads=1024");
+  apply_override(config, "data.seq_len=1048576");
+  EXPECT_NO_THROW(validate(config));
 }
 
 TEST(ConfigValidate, ReportsEveryProblemAtOnce) {

@@ -37,6 +37,14 @@ std::string read_file(const std::string& path) {
   return content.str();
 }
 
+// `text` without leading and trailing ASCII whitespace.
+std::string trim_blanks(const std::string& text) {
+  constexpr const char* kBlanks = " \t\n\v\f\r";
+  const size_t first = text.find_first_not_of(kBlanks);
+  if (first == std::string::npos) return "";
+  return text.substr(first, text.find_last_not_of(kBlanks) - first + 1);
+}
+
 // Collects the text-format parser's errors as "origin:line:col: message".
 class TextFormatErrors : public pb::io::ErrorCollector {
  public:
@@ -196,9 +204,10 @@ void apply_override(RunConfig& config, const std::string& assignment) {
   if (equals == std::string::npos) {
     ft::fail("{}: expected key=value, e.g. optim.lr=1e-4", context);
   }
-  std::string path = assignment.substr(0, equals);
-  path.erase(0, path.find_first_not_of(" \t"));
-  path.erase(path.find_last_not_of(" \t") + 1);
+  // Blanks around the key and the value are dropped, for strings too: "output_dir= /tmp/x" is
+  // "/tmp/x" (shells and launch scripts easily add them; a config file keeps its exact strings).
+  const std::string path = trim_blanks(assignment.substr(0, equals));
+  const std::string value = trim_blanks(assignment.substr(equals + 1));
   const std::vector<const pb::FieldDescriptor*> fields = resolve_path(path, context);
   // Works on a copy so that a refused value leaves `config` as it was (no empty sections).
   RunConfig updated = config;
@@ -206,8 +215,7 @@ void apply_override(RunConfig& config, const std::string& assignment) {
   for (size_t i = 0; i + 1 < fields.size(); ++i) {
     message = message->GetReflection()->MutableMessage(message, fields[i]);
   }
-  if (const auto problem =
-          detail::set_scalar(*message, *fields.back(), assignment.substr(equals + 1))) {
+  if (const auto problem = detail::set_scalar(*message, *fields.back(), value)) {
     ft::fail("{}: {}: {}", context, path, *problem);
   }
   config = std::move(updated);

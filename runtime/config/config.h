@@ -17,7 +17,8 @@ RunConfig load_file(const std::string& path);
 // error message, e.g. "run.yaml:7: unknown key 'optim.lrr' (optim has: lr, ...)".
 RunConfig parse(const std::string& content, const std::string& format, const std::string& origin);
 
-// Applies one "a.b.c=value" assignment, e.g. "optim.lr=1e-4" or "data.shuffle=false".
+// Applies one "a.b.c=value" assignment, e.g. "optim.lr=1e-4" or "data.shuffle=false". Blanks
+// around the key and the value are ignored ("output_dir= /tmp/x" sets "/tmp/x").
 void apply_override(RunConfig& config, const std::string& assignment);
 
 // Range and choice checks on every field; throws ft::Error listing each offending field by its

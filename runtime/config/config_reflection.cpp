@@ -53,16 +53,27 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 }
 
 std::string_view trim(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t\r\n");
+  const auto first = text.find_first_not_of(" \t\n\v\f\r");
   if (first == std::string_view::npos) return {};
-  const auto last = text.find_last_not_of(" \t\r\n");
+  const auto last = text.find_last_not_of(" \t\n\v\f\r");
   return text.substr(first, last - first + 1);
+}
+
+// `text` without one leading '+', which from_chars does not accept; nothing when a second sign
+// follows it ("+-3", "++1"), which from_chars would otherwise read as a signed value.
+std::optional<std::string_view> strip_plus(std::string_view text) {
+  if (text.empty() || text[0] != '+') return text;
+  const std::string_view rest = text.substr(1);
+  if (!rest.empty() && (rest[0] == '-' || rest[0] == '+')) return std::nullopt;
+  return rest;
 }
 
 // Integers: optional sign, decimal digits, nothing else ("8.0" and "1e3" are not integers).
 template <typename Int>
 std::optional<std::string> parse_integer(std::string_view text, Int& value) {
-  const std::string_view digits = (!text.empty() && text[0] == '+') ? text.substr(1) : text;
+  const std::optional<std::string_view> without_plus = strip_plus(text);
+  if (!without_plus) return fmt::format("expected an integer, got '{}'", text);
+  const std::string_view digits = *without_plus;
   const std::string range =
       fmt::format("in [{}, {}]", std::numeric_limits<Int>::min(), std::numeric_limits<Int>::max());
   if constexpr (std::is_unsigned_v<Int>) {
@@ -83,7 +94,9 @@ std::optional<std::string> parse_integer(std::string_view text, Int& value) {
 // Numbers: decimal or scientific notation, finite ("inf", "nan", "0x10" are refused).
 template <typename Float>
 std::optional<std::string> parse_number(std::string_view text, Float& value) {
-  const std::string_view number = (!text.empty() && text[0] == '+') ? text.substr(1) : text;
+  const std::optional<std::string_view> without_plus = strip_plus(text);
+  if (!without_plus) return fmt::format("expected a number, got '{}'", text);
+  const std::string_view number = *without_plus;
   const auto [end, status] = std::from_chars(number.data(), number.data() + number.size(), value,
                                              std::chars_format::general);
   if (number.empty() || status == std::errc::invalid_argument ||

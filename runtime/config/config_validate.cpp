@@ -23,6 +23,13 @@ class Checker {
     if (!ok) add(fmt::format("config field {} = {}: expected {}", path, value, expected));
   }
 
+  // The upper bounds keep absurd sizes from reaching allocations as an opaque std::bad_alloc.
+  template <typename Number>
+  void at_most(const char* path, Number value, Number limit) {
+    if (value > limit)
+      add(fmt::format("config field {} = {}: expected at most {}", path, value, limit));
+  }
+
   void choice(const char* path, const std::string& value,
               std::initializer_list<const char*> choices) {
     for (const char* candidate : choices) {
@@ -71,6 +78,7 @@ void check_data(const DataConfig& data, Checker& check) {
   check.non_empty("data.train_file", data.train_file(), "the path of the training data");
   check.choice("data.format", data.format(), {"auto", "chat", "text"});
   check.number("data.seq_len", data.seq_len(), data.seq_len() > 0, "a positive integer");
+  check.at_most("data.seq_len", data.seq_len(), 1048576);
   check.choice("data.too_long", data.too_long(), {"truncate", "drop"});
 }
 
@@ -95,8 +103,10 @@ void check_optim(const OptimConfig& optim, Checker& check) {
 void check_train(const TrainConfig& train, Checker& check) {
   check.number("train.micro_batch_size", train.micro_batch_size(), train.micro_batch_size() >= 1,
                "an integer >= 1");
+  check.at_most("train.micro_batch_size", train.micro_batch_size(), 65536);
   check.number("train.grad_accum_steps", train.grad_accum_steps(), train.grad_accum_steps() >= 1,
                "an integer >= 1");
+  check.at_most("train.grad_accum_steps", train.grad_accum_steps(), 65536);
   check.number("train.epochs", train.epochs(), train.epochs() >= 1, "an integer >= 1");
   check.number("train.max_steps", train.max_steps(), train.max_steps() >= 0,
                "an integer >= 0 (0: derived from epochs)");
@@ -121,10 +131,12 @@ void validate(const RunConfig& config) {
                config.checkpoint().keep_last() >= 1, "an integer >= 1");
   check.number("parallel.tp", config.parallel().tp(), config.parallel().tp() >= 1,
                "an integer >= 1");
+  check.non_empty("output_dir", config.output_dir(), "a folder for metrics and checkpoints");
   check.choice("device", config.device(), {"auto", "cpu", "cuda"});
   check.choice("dtype", config.dtype(), {"fp32", "fp64"});
   check.number("threads", config.threads(), config.threads() >= 0,
                "an integer >= 0 (0: all cores)");
+  check.at_most("threads", config.threads(), 1024);
   check.throw_if_any();
 }
 

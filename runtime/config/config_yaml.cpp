@@ -1,10 +1,14 @@
 // YAML and JSON configs: yaml-cpp builds the node tree (JSON is YAML for our purposes), then a
 // walk over it sets fields by reflection, so every error can name the file, line and key path.
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <map>
+#include <optional>
+#include <sstream>
+#include <vector>
 
 #include "runtime/config/config_reflection.h"
 #include "runtime/error.h"
@@ -37,6 +41,54 @@ std::string describe_node(const YAML::Node& node) {
   return "an undefined node";
 }
 
+// "run.yaml:3:7: " for a syntax error's position, "run.yaml: " when it has none.
+std::string where_exactly(const std::string& origin, const YAML::Mark& mark) {
+  if (mark.is_null()) return origin + ": ";
+  return fmt::format("{}:{}:{}: ", origin, mark.line + 1, mark.column + 1);
+}
+
+// Where each document of a stream starts. yaml-cpp's LoadAll never gets past a stray ',' after
+// a top-level flow collection ("{...},"): it returns empty documents at that spot until memory
+// runs out. Such a stall is reported as `stray_content` instead.
+struct DocumentStarts {
+  std::vector<YAML::Mark> starts;
+  std::optional<YAML::Mark> stray_content;
+};
+
+class DocumentStartRecorder : public YAML::EventHandler {
+ public:
+  explicit DocumentStartRecorder(std::vector<YAML::Mark>& starts) : starts_(starts) {}
+  void OnDocumentStart(const YAML::Mark& mark) override { starts_.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+ private:
+  std::vector<YAML::Mark>& starts_;
+};
+
+DocumentStarts find_document_starts(std::istream& stream) {
+  DocumentStarts documents;
+  YAML::Parser parser(stream);
+  DocumentStartRecorder recorder(documents.starts);
+  while (parser.HandleNextDocument(recorder)) {
+    const std::vector<YAML::Mark>& starts = documents.starts;
+    if (starts.size() >= 2 && starts.back().pos == starts[starts.size() - 2].pos) {
+      documents.stray_content = starts.back();
+      break;
+    }
+  }
+  return documents;
+}
+
 class YamlReader {
  public:
   explicit YamlReader(const std::string& origin) : origin_(origin) {}
@@ -53,6 +105,10 @@ class YamlReader {
                  prefix.empty() ? "at the top level" : "in " + prefix, describe_node(key));
       }
       const std::string& name = key.Scalar();
+      // yaml-cpp reads a merge key as a plain key named "<<" (a quoted '<<' is tagged "!").
+      if (name == "<<" && key.Tag() == "?") {
+        ft::fail("{}YAML merge keys (<<) are not supported", where(origin_, key.Mark()));
+      }
       const std::string path = join_path(prefix, name);
       const auto [previous, inserted] = first_line_of_key.emplace(name, key.Mark().line + 1);
       if (!inserted) {
@@ -97,23 +153,31 @@ RunConfig parse_yaml(const std::string& content, const std::string& origin, bool
   // A tab in valid JSON can only be whitespace (strings escape it), and YAML refuses tabs as
   // indentation, so tabs become spaces; line numbers stay the same.
   if (is_json) std::replace(text.begin(), text.end(), '\t', ' ');
-  std::vector<YAML::Node> documents;
+  const char* language = is_json ? "JSON" : "YAML";
+  YAML::Node root;
+  DocumentStarts documents;
   try {
-    documents = YAML::LoadAll(text);
+    root = YAML::Load(text);
+    std::istringstream stream(text);
+    documents = find_document_starts(stream);
   } catch (const YAML::Exception& error) {
-    const std::string position =
-        error.mark.is_null()
-            ? origin
-            : fmt::format("{}:{}:{}", origin, error.mark.line + 1, error.mark.column + 1);
-    ft::fail("{}: {} syntax error: {}", position, is_json ? "JSON" : "YAML", error.msg);
+    ft::fail("{}{} syntax error: {}", where_exactly(origin, error.mark), language, error.msg);
+  }
+  if (documents.stray_content) {
+    ft::fail("{}{} syntax error: unexpected '{}' after the top-level value",
+             where_exactly(origin, *documents.stray_content), language,
+             text[documents.stray_content->pos]);
+  }
+  if (documents.starts.size() > 1) {
+    if (is_json) {
+      ft::fail("{}unexpected content after the top-level JSON object",
+               where(origin, documents.starts[1]));
+    }
+    ft::fail("{}: expected one YAML document, found {} (separated by '---')", origin,
+             documents.starts.size());
   }
   RunConfig config;
-  if (documents.empty()) return config;  // an empty file, or only comments: all defaults
-  if (documents.size() > 1) {
-    ft::fail("{}: expected one YAML document, found {} (separated by '---')", origin,
-             documents.size());
-  }
-  const YAML::Node& root = documents.front();
+  // An empty file, or only comments: all defaults.
   if (root.IsNull()) return config;
   if (!root.IsMap()) {
     ft::fail("{}expected a map of config keys ({}) at the top level, got {}",
