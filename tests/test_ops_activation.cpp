@@ -19,6 +19,7 @@ namespace {
 
 using ft::testing::cpu_context;
 using ft::testing::expect_error_mentioning;
+using ft::testing::MatrixShape;
 using ft::testing::widen;
 
 using ft::testing::dot;
@@ -32,14 +33,7 @@ double gelu_reference(double x) {
   return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
 }
 
-struct ActivationShape {
-  int64_t rows, cols;
-};
-std::ostream& operator<<(std::ostream& out, const ActivationShape& shape) {
-  return out << shape.rows << "x" << shape.cols;
-}
-
-class ActivationGradient : public ::testing::TestWithParam<ActivationShape> {};
+class ActivationGradient : public ::testing::TestWithParam<MatrixShape> {};
 
 TEST_P(ActivationGradient, SwiGlu) {
   const auto [rows, cols] = GetParam();
@@ -83,8 +77,8 @@ TEST_P(ActivationGradient, Gelu) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, ActivationGradient,
-                         ::testing::Values(ActivationShape{7, 13}, ActivationShape{1, 1},
-                                           ActivationShape{4, 96}, ActivationShape{3, 5}));
+                         ::testing::Values(MatrixShape{7, 13}, MatrixShape{1, 1},
+                                           MatrixShape{4, 96}, MatrixShape{3, 5}));
 
 TEST(Activation, Float32AgreesWithFloat64AndThreadCounts) {
   const int64_t rows = 64, cols = 1536;  // large enough to run on two threads

@@ -17,6 +17,7 @@ namespace {
 
 using ft::testing::cpu_context;
 using ft::testing::expect_error_mentioning;
+using ft::testing::MatrixShape;
 
 using ft::testing::dot;
 using ft::testing::expect_gradient;
@@ -33,14 +34,7 @@ std::vector<double> minus(const std::vector<double>& a, const std::vector<double
   return result;
 }
 
-struct NormShape {
-  int64_t rows, cols;
-};
-std::ostream& operator<<(std::ostream& out, const NormShape& shape) {
-  return out << shape.rows << "x" << shape.cols;
-}
-
-class NormGradient : public ::testing::TestWithParam<NormShape> {};
+class NormGradient : public ::testing::TestWithParam<MatrixShape> {};
 
 TEST_P(NormGradient, RmsNorm) {
   const auto [rows, cols] = GetParam();
@@ -128,8 +122,8 @@ TEST_P(NormGradient, LayerNormWithoutBias) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, NormGradient,
-                         ::testing::Values(NormShape{7, 13}, NormShape{1, 1}, NormShape{3, 2},
-                                           NormShape{5, 64}, NormShape{2, 129}));
+                         ::testing::Values(MatrixShape{7, 13}, MatrixShape{1, 1}, MatrixShape{3, 2},
+                                           MatrixShape{5, 64}, MatrixShape{2, 129}));
 
 TEST(Norm, ForwardMatchesDefinitions) {
   const int64_t rows = 4, cols = 9;

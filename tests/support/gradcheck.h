@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -44,6 +45,14 @@ double dot(const std::vector<double>& a, const std::vector<double>& b);
 
 // Relative L2 error ||a - b|| / max(||b||, tiny).
 double relative_l2(const std::vector<double>& a, const std::vector<double>& b);
+
+// A (rows, cols) test shape that gtest prints as "7x13" in parameterised test names.
+struct MatrixShape {
+  int64_t rows, cols;
+};
+inline std::ostream& operator<<(std::ostream& out, const MatrixShape& shape) {
+  return out << shape.rows << "x" << shape.cols;
+}
 
 // A CPU op context with `threads` OpenMP threads.
 inline OpContext cpu_context(int threads = 2) {
