@@ -101,6 +101,27 @@ void swiglu_backward(const OpContext& ctx, Tensor dgate, Tensor dup, Tensor dout
 void gelu_forward(const OpContext& ctx, Tensor out, Tensor x);
 void gelu_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor x);
 
+// ---- adapter encoders and LoRA dropout (models/peft/) ------------------------------------------
+// ReLU (P-tuning's MLP encoder): out = max(x, 0). dx = dout where x > 0, else 0 (overwritten).
+void relu_forward(const OpContext& ctx, Tensor out, Tensor x);
+void relu_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor x);
+// tanh (the prefix-tuning projection): out = tanh(x). The backward reads the saved output:
+// dx = dout * (1 - out^2) (overwritten).
+void tanh_forward(const OpContext& ctx, Tensor out, Tensor x);
+void tanh_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor out);
+// Inverted dropout with a counter-based mask: element i is kept iff a hash of (seed, i) falls at
+// or above probability p, and kept elements are scaled by 1 / (1 - p). The mask is a pure
+// function of (seed, i), the same on every backend and thread count, so the backward recomputes
+// it from the seed instead of storing it. 0 <= p < 1. out may alias x; dx may alias dout.
+void dropout_forward(const OpContext& ctx, Tensor out, Tensor x, double p, uint64_t seed);
+void dropout_backward(const OpContext& ctx, Tensor dx, Tensor dout, double p, uint64_t seed);
+
+// ---- column blocks (prefix tuning's per-layer key/value slices) -----------------------------
+// dst (R, w) = src (R, W)[:, offset : offset + w], overwritten. Requires offset + w <= W.
+void copy_columns(const OpContext& ctx, Tensor dst, Tensor src, int64_t offset);
+// dst (R, W)[:, offset : offset + w] += src (R, w) (accumulated, like a parameter gradient).
+void add_to_columns(const OpContext& ctx, Tensor dst, Tensor src, int64_t offset);
+
 // ---- elementwise -----------------------------------------------------------------------------
 // out = a + b (out may alias a or b).
 void add(const OpContext& ctx, Tensor out, Tensor a, Tensor b);
