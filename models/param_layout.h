@@ -15,7 +15,8 @@
 
 namespace ft {
 
-enum class InitKind { normal, ones, zeros };
+// uniform draws from [-init_bound, init_bound) (PyTorch's kaiming-uniform Linear init, LoRA's A).
+enum class InitKind { normal, ones, zeros, uniform };
 
 struct ParamSpec {
   std::string name;  // Hugging Face name, e.g. model.layers.0.self_attn.q_proj.weight
@@ -24,6 +25,7 @@ struct ParamSpec {
   double init_std = 0.0;
   bool decay = true;      // AdamW weight decay applies (matrices, embeddings; not norms, biases)
   bool trainable = true;  // frozen parameters get no gradient, no optimizer state
+  double init_bound = 0.0;  // InitKind::uniform
 };
 
 std::vector<ParamSpec> transformer_param_specs(const ModelConfig& config);

@@ -1,5 +1,6 @@
 #include "models/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "models/param_layout.h"
@@ -7,16 +8,23 @@
 namespace ft {
 
 Transformer::Transformer(const ModelConfig& config, const ParameterStore& params,
-                         int64_t batch_size, int64_t seq_len)
+                         const PeftSpec& peft, int64_t batch_size, int64_t seq_len)
     : config_(config),
+      peft_(peft),
       batch_(batch_size),
       seq_len_(seq_len),
       tokens_(batch_size * seq_len),
       dtype_(params.dtype()),
       device_(params.device()) {
-  FT_CHECK(seq_len <= config.max_position_embeddings,
-           "sequence length {} exceeds the model's max_position_embeddings {}", seq_len,
-           config.max_position_embeddings);
+  // Prefix tuning's real tokens start at position P; prompt tuning's rows are part of seq_len.
+  const int64_t positions_used =
+      seq_len + (peft.method == PeftMethod::prefix_tuning ? peft.num_virtual_tokens : 0);
+  FT_CHECK(
+      positions_used <= config.max_position_embeddings,
+      "sequence length {} (with virtual tokens) exceeds the model's max_position_embeddings {}",
+      positions_used, config.max_position_embeddings);
+  FT_CHECK(seq_len > peft.virtual_rows(), "sequence length {} leaves no room after {} virtual rows",
+           seq_len, peft.virtual_rows());
   auto find = [&](const std::string& name) -> Weight {
     if (name.empty()) return {};
     const Parameter& p = params.at(name);
@@ -72,6 +80,18 @@ Transformer::Transformer(const ModelConfig& config, const ParameterStore& params
     if (trainable && layer < lowest_trainable_layer_) lowest_trainable_layer_ = layer;
     layers_.push_back(w);
   }
+  // Adapters: the backward must reach the lowest layer an adapter feeds (every layer's attention
+  // for prefixes; the layer-0 input for virtual rows).
+  if (peft.virtual_rows() > 0) {
+    prompt_ = std::make_unique<PromptEncoder>(peft, config, params);
+    lowest_trainable_layer_ = -1;
+  }
+  if (peft.method == PeftMethod::prefix_tuning) {
+    prefix_ = std::make_unique<PrefixEncoder>(peft, config, params);
+    lowest_trainable_layer_ = std::min<int64_t>(lowest_trainable_layer_, 0);
+  }
+  lora_ = std::make_unique<LoraAdapters>(peft, config, params, tokens_);
+  lowest_trainable_layer_ = std::min(lowest_trainable_layer_, lora_->lowest_layer());
 
   if (config.positions == PositionKind::rope) {
     const int64_t half = config.head_dim / 2;
@@ -85,6 +105,8 @@ Transformer::Transformer(const ModelConfig& config, const ParameterStore& params
     ops::rope_build_tables(ctx, rope_cos_, rope_sin_, config.rope_theta, config.rope_scaling);
   }
 }
+
+Transformer::~Transformer() = default;
 
 Transformer::Weight Transformer::rows(const Weight& whole, int64_t begin, int64_t end) const {
   Weight part;
@@ -136,11 +158,15 @@ void Transformer::bind_activations(Arena& arena) {
   if (swiglu) grads_.gate = take({N, F}, "gate gradient");
   grads_.up = take({N, F}, "up gradient");
   grads_.act = take({N, F}, "activation gradient");
+  if (prompt_) prompt_->bind_activations(arena);
+  if (prefix_) prefix_->bind_activations(arena);
+  lora_->bind_activations(arena);
 }
 
 size_t Transformer::workspace_bytes(const OpContext& ctx) const {
   return ops::attention_workspace_bytes(ctx, dtype_, batch_, seq_len_, config_.num_heads,
-                                        config_.num_kv_heads, config_.head_dim, 0);
+                                        config_.num_kv_heads, config_.head_dim,
+                                        prefix_ ? peft_.num_virtual_tokens : 0);
 }
 
 Tensor Transformer::as_heads(Tensor x, int64_t heads) const {
@@ -172,6 +198,13 @@ ForwardResult Transformer::forward(const OpContext& ctx, const ModelInputs& in) 
            "model inputs must hold {} x {} tokens", batch_, seq_len_);
   Tensor residual = acts_.empty() ? final_residual_ : acts_[0].residual_in;
   ops::embedding_forward(ctx, residual, in.input_ids, token_embedding_.value);
+  if (prompt_) {
+    const Tensor rows = prompt_->forward(ctx);
+    const int64_t P = peft_.num_virtual_tokens;
+    for (int64_t b = 0; b < batch_; ++b)
+      ops::cast(ctx, residual.slice(b * seq_len_, b * seq_len_ + P), rows);
+  }
+  if (prefix_) prefix_->forward(ctx);
   if (config_.positions == PositionKind::learned) {
     ops::embedding_forward(ctx, scratch_, in.positions, position_embedding_.value);
     ops::add(ctx, residual, residual, scratch_);
@@ -200,14 +233,21 @@ void Transformer::layer_forward(const OpContext& ctx, int64_t layer, const Model
   ops::linear_forward(ctx, a.q, a.attn_norm, w.q_weight.value, w.q_bias.value);
   ops::linear_forward(ctx, a.k, a.attn_norm, w.k_weight.value, w.k_bias.value);
   ops::linear_forward(ctx, a.v, a.attn_norm, w.v_weight.value, w.v_bias.value);
+  const uint64_t seed = in.dropout_seed;
+  lora_->forward(ctx, layer, LinearSlot::qkv, a.attn_norm, {a.q, a.k, a.v}, seed);
+  lora_->forward(ctx, layer, LinearSlot::q, a.attn_norm, {a.q}, seed);
+  lora_->forward(ctx, layer, LinearSlot::k, a.attn_norm, {a.k}, seed);
+  lora_->forward(ctx, layer, LinearSlot::v, a.attn_norm, {a.v}, seed);
   if (config_.positions == PositionKind::rope) {
     ops::rope_forward(ctx, a.q.reshape({N, Hq, D}), in.positions, rope_cos_, rope_sin_);
     ops::rope_forward(ctx, a.k.reshape({N, Hkv, D}), in.positions, rope_cos_, rope_sin_);
   }
-  ops::attention_forward(ctx, as_heads(a.attn, Hq), a.attn_lse, as_heads(a.q, Hq),
-                         as_heads(a.k, Hkv), as_heads(a.v, Hkv), Tensor(), Tensor(), in.segment_ids,
-                         ops::AttentionArgs{});
+  ops::attention_forward(
+      ctx, as_heads(a.attn, Hq), a.attn_lse, as_heads(a.q, Hq), as_heads(a.k, Hkv),
+      as_heads(a.v, Hkv), prefix_ ? prefix_->key(layer) : Tensor(),
+      prefix_ ? prefix_->value(layer) : Tensor(), in.segment_ids, ops::AttentionArgs{});
   ops::linear_forward(ctx, scratch_, a.attn, w.o_weight.value, w.o_bias.value);
+  lora_->forward(ctx, layer, LinearSlot::o, a.attn, {scratch_}, seed);
   ops::add(ctx, a.residual_mid, a.residual_in, scratch_);
 
   norm_forward(ctx, a.mlp_norm, a.mlp_norm_mean, a.mlp_norm_rstd, a.residual_mid, w.mlp_norm_weight,
@@ -215,16 +255,21 @@ void Transformer::layer_forward(const OpContext& ctx, int64_t layer, const Model
   if (config_.mlp == MlpKind::swiglu) {
     ops::linear_forward(ctx, a.gate, a.mlp_norm, w.gate_weight.value, Tensor());
     ops::linear_forward(ctx, a.up, a.mlp_norm, w.up_weight.value, Tensor());
+    lora_->forward(ctx, layer, LinearSlot::gate, a.mlp_norm, {a.gate}, seed);
+    lora_->forward(ctx, layer, LinearSlot::up, a.mlp_norm, {a.up}, seed);
     ops::swiglu_forward(ctx, a.act, a.gate, a.up);
   } else {
     ops::linear_forward(ctx, a.up, a.mlp_norm, w.up_weight.value, w.up_bias.value);
+    lora_->forward(ctx, layer, LinearSlot::up, a.mlp_norm, {a.up}, seed);
     ops::gelu_forward(ctx, a.act, a.up);
   }
   ops::linear_forward(ctx, scratch_, a.act, w.down_weight.value, w.down_bias.value);
+  lora_->forward(ctx, layer, LinearSlot::down, a.act, {scratch_}, seed);
   ops::add(ctx, residual_out, a.residual_mid, scratch_);
 }
 
 void Transformer::backward(const OpContext& ctx, const ModelInputs& in, double dloss) {
+  if (prefix_) prefix_->begin_backward(ctx);
   // The logits buffer becomes dlogits in place.
   ops::cross_entropy_backward(ctx, logits_, logits_, token_lse_, in.targets, Tensor(), dloss);
   const bool descend = lowest_trainable_layer_ < config_.num_layers;
@@ -239,6 +284,15 @@ void Transformer::backward(const OpContext& ctx, const ModelInputs& in, double d
   for (int64_t layer = config_.num_layers - 1;
        layer >= std::max<int64_t>(lowest_trainable_layer_, 0); --layer)
     layer_backward(ctx, layer, in);
+  if (prefix_) prefix_->end_backward(ctx);
+  if (prompt_) {
+    // The virtual rows' gradient, summed over the batch; the token rows' stays unused.
+    const Tensor drows = prompt_->begin_backward(ctx);
+    const int64_t P = peft_.num_virtual_tokens;
+    for (int64_t b = 0; b < batch_; ++b)
+      ops::add(ctx, drows, drows, grads_.residual.slice(b * seq_len_, b * seq_len_ + P));
+    prompt_->end_backward(ctx);
+  }
   if (embeddings_trainable_) {
     if (!token_embedding_.grad.empty())
       ops::embedding_backward(ctx, token_embedding_.grad, in.input_ids, grads_.residual);
@@ -260,8 +314,10 @@ void Transformer::layer_backward(const OpContext& ctx, int64_t layer, const Mode
   const bool needs_input_grad = below_needs_grad || attn_norm_trains;
 
   // g.residual holds dL/d(residual_out). MLP branch:
+  const uint64_t seed = in.dropout_seed;
   ops::linear_backward(ctx, g.act, w.down_weight.grad, w.down_bias.grad, g.residual, a.act,
                        w.down_weight.value);
+  lora_->backward(ctx, layer, LinearSlot::down, g.act, {g.residual}, a.act, seed);
   if (config_.mlp == MlpKind::swiglu) {
     ops::swiglu_backward(ctx, g.gate, g.up, g.act, a.gate, a.up);
     ops::linear_backward(ctx, g.normed, w.gate_weight.grad, Tensor(), g.gate, a.mlp_norm,
@@ -269,10 +325,13 @@ void Transformer::layer_backward(const OpContext& ctx, int64_t layer, const Mode
     ops::linear_backward(ctx, g.scratch, w.up_weight.grad, Tensor(), g.up, a.mlp_norm,
                          w.up_weight.value);
     ops::add(ctx, g.normed, g.normed, g.scratch);
+    lora_->backward(ctx, layer, LinearSlot::gate, g.normed, {g.gate}, a.mlp_norm, seed);
+    lora_->backward(ctx, layer, LinearSlot::up, g.normed, {g.up}, a.mlp_norm, seed);
   } else {
     ops::gelu_backward(ctx, g.up, g.act, a.up);
     ops::linear_backward(ctx, g.normed, w.up_weight.grad, w.up_bias.grad, g.up, a.mlp_norm,
                          w.up_weight.value);
+    lora_->backward(ctx, layer, LinearSlot::up, g.normed, {g.up}, a.mlp_norm, seed);
   }
   norm_backward(ctx, g.scratch, g.normed, a.residual_mid, w.mlp_norm_weight, w.mlp_norm_bias,
                 a.mlp_norm_mean, a.mlp_norm_rstd);
@@ -281,10 +340,14 @@ void Transformer::layer_backward(const OpContext& ctx, int64_t layer, const Mode
   // Attention branch.
   ops::linear_backward(ctx, g.attn, w.o_weight.grad, w.o_bias.grad, g.residual, a.attn,
                        w.o_weight.value);
-  ops::attention_backward(ctx, as_heads(g.q, Hq), as_heads(g.k, Hkv), as_heads(g.v, Hkv), Tensor(),
-                          Tensor(), as_heads(g.attn, Hq), as_heads(a.attn, Hq), a.attn_lse,
-                          as_heads(a.q, Hq), as_heads(a.k, Hkv), as_heads(a.v, Hkv), Tensor(),
-                          Tensor(), in.segment_ids, ops::AttentionArgs{});
+  lora_->backward(ctx, layer, LinearSlot::o, g.attn, {g.residual}, a.attn, seed);
+  ops::attention_backward(ctx, as_heads(g.q, Hq), as_heads(g.k, Hkv), as_heads(g.v, Hkv),
+                          prefix_ ? prefix_->key_grad(layer) : Tensor(),
+                          prefix_ ? prefix_->value_grad(layer) : Tensor(), as_heads(g.attn, Hq),
+                          as_heads(a.attn, Hq), a.attn_lse, as_heads(a.q, Hq), as_heads(a.k, Hkv),
+                          as_heads(a.v, Hkv), prefix_ ? prefix_->key(layer) : Tensor(),
+                          prefix_ ? prefix_->value(layer) : Tensor(), in.segment_ids,
+                          ops::AttentionArgs{});
   if (config_.positions == PositionKind::rope) {
     ops::rope_backward(ctx, g.q.reshape({N, Hq, D}), in.positions, rope_cos_, rope_sin_);
     ops::rope_backward(ctx, g.k.reshape({N, Hkv, D}), in.positions, rope_cos_, rope_sin_);
@@ -298,8 +361,12 @@ void Transformer::layer_backward(const OpContext& ctx, int64_t layer, const Mode
   if (needs_input_grad) ops::add(ctx, g.normed, g.normed, g.scratch);
   ops::linear_backward(ctx, dscratch, w.v_weight.grad, w.v_bias.grad, g.v, a.attn_norm,
                        w.v_weight.value);
+  if (needs_input_grad) ops::add(ctx, g.normed, g.normed, g.scratch);
+  lora_->backward(ctx, layer, LinearSlot::qkv, dnormed, {g.q, g.k, g.v}, a.attn_norm, seed);
+  lora_->backward(ctx, layer, LinearSlot::q, dnormed, {g.q}, a.attn_norm, seed);
+  lora_->backward(ctx, layer, LinearSlot::k, dnormed, {g.k}, a.attn_norm, seed);
+  lora_->backward(ctx, layer, LinearSlot::v, dnormed, {g.v}, a.attn_norm, seed);
   if (!needs_input_grad) return;
-  ops::add(ctx, g.normed, g.normed, g.scratch);
   norm_backward(ctx, g.scratch, g.normed, a.residual_in, w.attn_norm_weight, w.attn_norm_bias,
                 a.attn_norm_mean, a.attn_norm_rstd);
   if (below_needs_grad) ops::add(ctx, g.residual, g.residual, g.scratch);  // dL/d(residual_in)

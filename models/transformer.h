@@ -8,21 +8,29 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kernels/ops.h"
 #include "models/model_config.h"
+#include "models/peft/lora.h"
+#include "models/peft/peft_spec.h"
+#include "models/peft/prefix_encoder.h"
+#include "models/peft/prompt_encoder.h"
 #include "runtime/buffer.h"
 #include "runtime/parameters.h"
 
 namespace ft {
 
-// One micro-batch, (B, T) row-major, as i32 tensors on the model's device.
+// One micro-batch, (B, T) row-major, as i32 tensors on the model's device. With prompt tuning
+// or P-tuning the first P rows of each sequence are the virtual tokens: their ids are ignored
+// (any valid id), their targets are kIgnoreIndex, and positions run 0..T-1 (see input_layout.h).
 struct ModelInputs {
-  Tensor input_ids;    // (B*T)
-  Tensor positions;    // (B*T)
-  Tensor targets;      // (B*T), ops::kIgnoreIndex where no loss
-  Tensor segment_ids;  // (B, T), optional (packed sequences)
+  Tensor input_ids;           // (B*T)
+  Tensor positions;           // (B*T)
+  Tensor targets;             // (B*T), ops::kIgnoreIndex where no loss
+  Tensor segment_ids;         // (B, T), optional (packed sequences)
+  uint64_t dropout_seed = 0;  // LoRA dropout's mask seed for this micro-batch; 0: no dropout
 };
 
 struct ForwardResult {
@@ -32,8 +40,14 @@ struct ForwardResult {
 
 class Transformer {
  public:
+  // seq_len: model rows per sequence, including prompt tuning's virtual rows (PeftSpec::
+  // model_seq_len). `params` holds the base model and the adapter named by `peft`.
+  Transformer(const ModelConfig& config, const ParameterStore& params, const PeftSpec& peft,
+              int64_t batch_size, int64_t seq_len);
   Transformer(const ModelConfig& config, const ParameterStore& params, int64_t batch_size,
-              int64_t seq_len);
+              int64_t seq_len)
+      : Transformer(config, params, PeftSpec{}, batch_size, seq_len) {}
+  ~Transformer();
 
   // Takes every activation from `arena`. Call once with Arena::measuring() to learn the size,
   // then with a real arena of at least that size.
@@ -47,6 +61,9 @@ class Transformer {
   void backward(const OpContext& ctx, const ModelInputs& inputs, double dloss);
 
   const ModelConfig& config() const { return config_; }
+  const PeftSpec& peft() const { return peft_; }
+  // The forward's logits (B*T, V); valid after forward() until backward() reuses the buffer.
+  Tensor logits() const { return logits_; }
   int64_t batch_size() const { return batch_; }
   int64_t seq_len() const { return seq_len_; }
   // Index of the lowest layer the backward visits (-1: down to the embeddings).
@@ -90,6 +107,7 @@ class Transformer {
   Tensor as_heads(Tensor x, int64_t heads) const;  // (N, H*D) -> (B, T, H, D)
 
   ModelConfig config_;
+  PeftSpec peft_;
   int64_t batch_, seq_len_, tokens_;
   DType dtype_;
   Device device_;
@@ -97,6 +115,9 @@ class Transformer {
   std::vector<LayerWeights> layers_;
   int64_t lowest_trainable_layer_ = -1;
   bool embeddings_trainable_ = true;
+  std::unique_ptr<PromptEncoder> prompt_;  // prompt tuning, P-tuning
+  std::unique_ptr<PrefixEncoder> prefix_;  // prefix tuning
+  std::unique_ptr<LoraAdapters> lora_;     // LoRA (empty for other methods)
 
   Buffer rope_tables_;
   Tensor rope_cos_, rope_sin_;

@@ -76,6 +76,11 @@ void ParameterStore::initialize(uint64_t seed) {
         for (double& value : host) value = param.spec.init_std * random.normal();
         break;
       }
+      case InitKind::uniform: {
+        Random random(seed, name_hash(param.spec.name));
+        for (double& value : host) value = param.spec.init_bound * (2.0 * random.uniform() - 1.0);
+        break;
+      }
     }
     Tensor source(host.data(), DType::f64, param.spec.shape);
     if (device_ == Device::cpu) {

@@ -61,6 +61,7 @@ void MetricsLog::log_step(const StepMetrics& m, const std::optional<EvalMetrics>
                          {"lr", m.lr},
                          {"grad_norm", m.grad_norm},
                          {"step_tokens", m.step_tokens},
+                         {"weight_grad_products", m.weight_grad_products},
                          {"trained_tokens", m.trained_tokens},
                          {"tokens_per_second", m.tokens_per_second},
                          {"gflops_per_second", m.gflops_per_second},

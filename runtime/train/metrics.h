@@ -27,6 +27,8 @@ struct StepMetrics {
   double gflops_per_second = 0.0;
   double elapsed_seconds = 0.0;
   double eta_seconds = 0.0;
+  // Weight-gradient matrix products the step's backward ran (frozen weights cost none).
+  int64_t weight_grad_products = 0;
 };
 
 struct EvalMetrics {

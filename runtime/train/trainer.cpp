@@ -13,10 +13,15 @@
 #include <thread>
 
 #include "models/param_layout.h"
+#include "models/peft/peft_interchange.h"
+#include "models/peft/prompt_init.h"
 #include "runtime/blas.h"
 #include "runtime/checkpoint/hdf5_checkpoint.h"
 #include "runtime/config/config.h"
 #include "runtime/device.h"
+#include "runtime/random.h"
+#include "runtime/train/input_layout.h"
+#include "runtime/train/run_parameters.h"
 
 namespace ft {
 namespace {
@@ -28,15 +33,6 @@ int resolve_threads(int requested) {
     if (value > 0) return value;
   }
   return std::max(1u, std::thread::hardware_concurrency());
-}
-
-ModelConfig resolve_model_config(const config::ModelConfig& model) {
-  ModelConfig result = model.has_hf_config() && !model.hf_config().empty()
-                           ? model_config_from_hf(model.hf_config())
-                           : model_config_preset(model.preset());
-  if (model.max_position_embeddings() > 0)
-    result.max_position_embeddings = model.max_position_embeddings();
-  return result;
 }
 
 // Fails now, not after hours of training, when the run could not write into `dir`.
@@ -58,7 +54,9 @@ void check_resume_compatible(const std::string& path, const config::RunConfig& s
                              const config::RunConfig& now) {
   for (const char* field :
        {"seed", "data.train_file", "data.format", "data.seq_len", "data.shuffle", "data.too_long",
-        "model.preset", "model.hf_config", "model.max_position_embeddings", "dtype"}) {
+        "model.preset", "model.hf_config", "model.max_position_embeddings", "dtype", "peft.method",
+        "peft.num_virtual_tokens", "peft.prefix_projection", "peft.encoder_hidden_size",
+        "peft.lora_r", "peft.lora_alpha", "peft.use_rslora", "peft.target_modules"}) {
     std::string before = config::get_field(saved, field), after = config::get_field(now, field);
     if (before != after)
       fail(
@@ -110,6 +108,7 @@ Trainer::Trainer(TrainerOptions options)
                                             *tokenizer_, seq_len, too_long, &valid_report_);
   }
   const uint64_t seed = config_.seed();
+  seed_ = seed;
   train_loader_ = std::make_unique<data::BatchLoader>(
       train_sequences_, seq_len, tokenizer_->eos_id(), seed, config_.data().shuffle());
   if (!valid_sequences_.empty())
@@ -144,10 +143,26 @@ Trainer::Trainer(TrainerOptions options)
          output_dir_);
   }
 
+  peft_ = resolve_peft_spec(config_.peft(), model_config_, seq_len);
   const DType dtype = config_.dtype() == "fp64" ? DType::f64 : DType::f32;
   params_ =
-      std::make_unique<ParameterStore>(transformer_param_specs(model_config_), dtype, ctx_.device);
+      std::make_unique<ParameterStore>(run_param_specs(model_config_, peft_), dtype, ctx_.device);
   params_->initialize(seed);
+  const std::string& base_path = config_.model().init_from();
+  if (peft_.is_peft()) {
+    // The frozen base comes from model.init_from (or the seeded init) on every start, resumes
+    // included: adapter checkpoints hold only the adapter.
+    if (!base_path.empty()) load_base_weights(base_path, *params_);
+    base_.fingerprint = base_fingerprint(*params_, ctx_.num_threads);
+    base_.description = model_config_.summary() +
+                        (base_path.empty() ? fmt::format(", seeded random init (seed {})", seed)
+                                           : ", " + base_path);
+    std::vector<int32_t> text_ids;
+    if (peft_.prompt_init == PromptInit::text)
+      text_ids = tokenizer_->encode(peft_.prompt_init_text);
+    initialize_prompt_from_vocabulary(peft_, model_config_, *params_, text_ids, seed);
+  }
+  const BaseIdentity* base = peft_.is_peft() ? &base_ : nullptr;
   if (!resume_path.empty()) {
     int64_t resume_step = 0;
     std::string saved_config;
@@ -173,7 +188,7 @@ Trainer::Trainer(TrainerOptions options)
     }
     // The config check first: a changed model would otherwise surface as a missing tensor.
     check_resume_compatible(resume_path, config::from_text(saved_config, resume_path), config_);
-    state_ = load_training_checkpoint(resume_path, *params_, /*with_optimizer=*/true);
+    state_ = load_training_checkpoint(resume_path, *params_, /*with_optimizer=*/true, base);
     if (state_.train_sequences != train_loader_->size())
       fail("--resume {}: the checkpointed run had {} training sequences, {} now holds {}",
            resume_path, state_.train_sequences, config_.data().train_file(), train_loader_->size());
@@ -184,8 +199,15 @@ Trainer::Trainer(TrainerOptions options)
           resume_path, state_.step, total_steps_);
     train_loader_->set_cursor(state_.cursor);
     log_ << "ft: resumed from " << resume_path << " at step " << state_.step << "\n";
-  } else if (!config_.model().init_from().empty()) {
-    load_training_checkpoint(config_.model().init_from(), *params_, /*with_optimizer=*/false);
+  } else {
+    if (!base_path.empty() && !peft_.is_peft())
+      load_training_checkpoint(base_path, *params_, /*with_optimizer=*/false);
+    if (!config_.peft().init_from().empty()) {
+      if (!peft_.is_peft())
+        fail("peft.init_from = {}: an adapter needs a PEFT method (peft.method is full)",
+             config_.peft().init_from());
+      load_adapter(config_.peft().init_from());
+    }
   }
   state_.seed = seed;
   state_.train_sequences = train_loader_->size();
@@ -207,8 +229,9 @@ Trainer::Trainer(TrainerOptions options)
   if (config_.checkpoint().save_every() > 0 || config_.checkpoint().save_final())
     check_writable(checkpoint_dir_, "checkpoint folder");
 
-  model_ = std::make_unique<Transformer>(model_config_, *params_,
-                                         config_.train().micro_batch_size(), seq_len);
+  model_ = std::make_unique<Transformer>(model_config_, *params_, peft_,
+                                         config_.train().micro_batch_size(),
+                                         peft_.model_seq_len(seq_len));
   plan_memory();
   micro_batches_.resize(config_.train().grad_accum_steps());
 }
@@ -228,14 +251,19 @@ void Trainer::print_startup_report() const {
   const int64_t trainable = params_->trainable_count();
   const int64_t total = trainable + params_->frozen_count();
   log_ << "ft: model " << model_config_.summary() << "\n";
-  log_ << fmt::format("ft: parameters {} trainable of {} ({:.2f}%), {} on {} with {} threads\n",
+  log_ << "ft: method " << peft_.summary() << "\n";
+  if (peft_.is_peft())
+    log_ << "ft: base " << base_.description << " (fingerprint " << base_.fingerprint << ")\n";
+  log_ << fmt::format("ft: parameters {} trainable of {} ({:.4g}%), {} on {} with {} threads\n",
                       format_count(trainable), format_count(total),
                       100.0 * static_cast<double>(trainable) / static_cast<double>(total),
                       config_.dtype(), device_name(ctx_.device), ctx_.num_threads);
   log_ << "ft: BLAS: " << blas_description() << "\n";
   log_ << fmt::format(
-      "ft: memory: weights {}, gradients {}, optimizer state {}, activations {}, workspace {}\n",
-      format_bytes(params_->weight_bytes()), format_bytes(params_->gradient_bytes()),
+      "ft: memory: weights {} (trainable {}, frozen {}), gradients {}, optimizer state {}, "
+      "activations {}, workspace {}\n",
+      format_bytes(params_->weight_bytes()), format_bytes(params_->trainable_values().bytes()),
+      format_bytes(params_->frozen_values().bytes()), format_bytes(params_->gradient_bytes()),
       format_bytes(params_->optimizer_bytes()), format_bytes(activations_.capacity()),
       format_bytes(workspace_.bytes()));
   log_ << fmt::format(
@@ -261,6 +289,21 @@ ModelInputs Trainer::inputs_for(data::Batch& batch) const {
   return inputs;
 }
 
+void Trainer::load_adapter(const std::string& path) {
+  if (std::filesystem::is_directory(path)) {
+    import_peft_adapter(path, peft_, model_config_, *params_, base_.fingerprint);
+  } else {
+    if (!std::filesystem::exists(path)) fail("peft.init_from = {}: no such file or folder", path);
+    if (!is_adapter_checkpoint(path))
+      fail(
+          "peft.init_from = {}: not an adapter checkpoint (a full checkpoint is a base: use "
+          "model.init_from)",
+          path);
+    load_training_checkpoint(path, *params_, /*with_optimizer=*/false, &base_);
+  }
+  log_ << "ft: adapter initialized from " << path << "\n";
+}
+
 EvalMetrics Trainer::evaluate(int64_t step) {
   EvalMetrics result;
   result.step = step;
@@ -273,6 +316,7 @@ EvalMetrics Trainer::evaluate(int64_t step) {
   for (int64_t first = 0; first < valid_loader_->size() && (limit == 0 || batches < limit);
        first += micro, ++batches) {
     valid_loader_->eval_batch(first, micro, eval_batch_);
+    lay_out_batch(peft_, eval_batch_);
     ForwardResult forward = model_->forward(ctx_, inputs_for(eval_batch_));
     loss_sum += forward.loss_sum;
     counts[0] += static_cast<double>(forward.correct);
@@ -292,7 +336,8 @@ void Trainer::save_checkpoint(int64_t step, int64_t trained_tokens) {
   state_.trained_tokens = trained_tokens;
   if (comm_->rank() == 0) {
     std::string path = checkpoint::step_checkpoint_path(checkpoint_dir_, step);
-    save_training_checkpoint(path, *params_, state_, config_, model_config_.summary());
+    save_training_checkpoint(path, *params_, state_, config_, model_config_.summary(),
+                             peft_.is_peft() ? &base_ : nullptr);
     checkpoint::remove_old_checkpoints(checkpoint_dir_, config_.checkpoint().keep_last());
   }
   comm_->barrier();
@@ -307,9 +352,24 @@ TrainSummary Trainer::run() {
   int64_t trained_tokens = state_.trained_tokens;
   const int micro = config_.train().micro_batch_size();
   const int64_t seq_len = config_.data().seq_len();
-  const double flops_per_token = model_config_.training_flops_per_token(seq_len);
+  // FLOPs of the rows the model runs (virtual rows included); a frozen base skips its
+  // weight-gradient products, 2N of the 6N.
+  const int64_t model_rows = peft_.model_seq_len(seq_len);
+  const double flops_per_token =
+      (model_config_.training_flops_per_token(model_rows) -
+       (peft_.is_peft() ? 2.0 * static_cast<double>(model_config_.non_embedding_parameters())
+                        : 0.0)) *
+      static_cast<double>(model_rows) / static_cast<double>(seq_len);
   const int eval_every = config_.train().eval_every();
   const int save_every = config_.checkpoint().save_every();
+  if (valid_loader_ && state_.step == 0 && config_.train().eval_at_start()) {
+    summary.initial_eval = evaluate(0);
+    if (comm_->rank() == 0) {
+      metrics.log_eval(*summary.initial_eval);
+      log_ << fmt::format("ft: before training: valid loss {:.4f} (accuracy {:.3f})\n",
+                          summary.initial_eval->loss, summary.initial_eval->accuracy);
+    }
+  }
   const auto start = Clock::now();
   int64_t steps_timed = 0;
 
@@ -320,6 +380,7 @@ TrainSummary Trainer::run() {
     double counts[1] = {0.0};
     for (data::Batch& batch : micro_batches_) {
       train_loader_->next(micro, batch);
+      lay_out_batch(peft_, batch);
       counts[0] += static_cast<double>(batch.target_tokens);
     }
     comm_->all_reduce_sum(counts);
@@ -327,9 +388,16 @@ TrainSummary Trainer::run() {
     const double dloss = step_targets > 0 ? 1.0 / step_targets : 0.0;
 
     params_->zero_grads(ctx_);
+    const int64_t products_before = counters_.weight_grad_products;
     double sums[2] = {0.0, 0.0};  // loss, correct
-    for (data::Batch& batch : micro_batches_) {
+    for (size_t index = 0; index < micro_batches_.size(); ++index) {
+      data::Batch& batch = micro_batches_[index];
       ModelInputs inputs = inputs_for(batch);
+      if (peft_.lora_dropout > 0)
+        inputs.dropout_seed =  // a fresh mask per (step, micro-batch); never 0 (= no dropout)
+            (Random(seed_, static_cast<uint64_t>(step)).next_u64() ^
+             (index * 0x9e3779b97f4a7c15ull)) |
+            1;
       ForwardResult forward = model_->forward(ctx_, inputs);
       model_->backward(ctx_, inputs, dloss);
       sums[0] += forward.loss_sum;
@@ -355,6 +423,7 @@ TrainSummary Trainer::run() {
     m.lr = lr;
     m.grad_norm = grad_norm;
     m.step_tokens = static_cast<int64_t>(step_targets);
+    m.weight_grad_products = counters_.weight_grad_products - products_before;
     trained_tokens += m.step_tokens;
     m.trained_tokens = trained_tokens;
 
@@ -392,6 +461,17 @@ TrainSummary Trainer::run() {
     }
   }
   summary.trained_tokens = trained_tokens;
+  if (peft_.is_peft() && config_.peft().export_peft() && comm_->rank() == 0) {
+    PeftExportInfo info;
+    const std::string& hf_config = config_.model().hf_config();
+    info.base_model_name_or_path =
+        !hf_config.empty() ? std::filesystem::path(hf_config).parent_path().string()
+        : !config_.model().init_from().empty() ? config_.model().init_from()
+                                               : "ft-preset:" + config_.model().preset();
+    info.base_fingerprint = base_.fingerprint;
+    export_peft_adapter(output_dir_ + "/adapter", peft_, model_config_, *params_, info, ctx_);
+    summary.peft_adapter_dir = output_dir_ + "/adapter";
+  }
   summary.wall_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   log_ << fmt::format("ft: done: {} steps, {} trained tokens, final train loss {:.4f}",
                       summary.steps, format_count(trained_tokens),
@@ -402,6 +482,8 @@ TrainSummary Trainer::run() {
   log_ << ", wall time " << format_duration(summary.wall_seconds) << "\n";
   if (!summary.last_checkpoint.empty())
     log_ << "ft: checkpoint " << summary.last_checkpoint << "\n";
+  if (!summary.peft_adapter_dir.empty())
+    log_ << "ft: PEFT adapter (Hugging Face format) " << summary.peft_adapter_dir << "\n";
   return summary;
 }
 

@@ -34,10 +34,12 @@ struct TrainerOptions {
 struct TrainSummary {
   int64_t steps = 0;  // optimizer steps completed, counting those before a resume
   int64_t trained_tokens = 0;
-  std::vector<double> step_losses;  // losses of the steps this run executed
+  std::vector<double> step_losses;          // losses of the steps this run executed
+  std::optional<EvalMetrics> initial_eval;  // before the first step (train.eval_at_start)
   std::optional<EvalMetrics> final_eval;
   double wall_seconds = 0.0;
   std::string last_checkpoint;
+  std::string peft_adapter_dir;  // PEFT runs: the exported Hugging Face PEFT folder
 };
 
 class Trainer {
@@ -57,6 +59,8 @@ class Trainer {
   EvalMetrics evaluate(int64_t step);
   void save_checkpoint(int64_t step, int64_t trained_tokens);
   ModelInputs inputs_for(data::Batch& batch) const;
+  // peft.init_from: an ft adapter checkpoint or a Hugging Face PEFT folder.
+  void load_adapter(const std::string& path);
 
   TrainerOptions options_;
   const config::RunConfig& config_;
@@ -64,6 +68,9 @@ class Trainer {
   OpContext ctx_;
   OpCounters counters_;
   ModelConfig model_config_;
+  PeftSpec peft_;
+  BaseIdentity base_;  // PEFT runs: the frozen base the adapter belongs to
+  uint64_t seed_ = 0;
   std::unique_ptr<data::Tokenizer> tokenizer_;
   std::vector<data::Sequence> train_sequences_, valid_sequences_;
   data::DatasetReport train_report_, valid_report_;

@@ -1,0 +1,278 @@
+#include "models/peft/peft_interchange.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kernels/ops.h"
+#include "models/peft/saved_prompt.h"
+#include "runtime/checkpoint/safetensors.h"
+
+namespace ft {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kConfigFile = "adapter_config.json";
+constexpr const char* kWeightsFile = "adapter_model.safetensors";
+constexpr const char* kLoraPrefix = "base_model.model.";
+constexpr const char* kFingerprintKey = "ft_base_fingerprint";
+
+const char* prompt_init_name(PromptInit init) {
+  switch (init) {
+    case PromptInit::random:
+      return "RANDOM";
+    case PromptInit::sample_vocab:
+      return "SAMPLE_VOCAB";
+    case PromptInit::text:
+      return "TEXT";
+  }
+  return "RANDOM";
+}
+
+// The last part of a module path: model.layers.0.self_attn.q_proj -> q_proj.
+std::string module_kind(const std::string& module) {
+  return module.substr(module.rfind('.') + 1);
+}
+
+json adapter_config(const PeftSpec& spec, const ModelConfig& model, const PeftExportInfo& info) {
+  json config = {{"peft_type", peft_type_name(spec.method)},
+                 {"task_type", "CAUSAL_LM"},
+                 {"base_model_name_or_path", info.base_model_name_or_path},
+                 {"revision", nullptr},
+                 {"inference_mode", true},
+                 {"auto_mapping", nullptr}};
+  if (spec.method == PeftMethod::lora) {
+    std::vector<std::string> targets;
+    for (const std::string& target : spec.target_modules) {
+      if (target != "all-linear") targets.push_back(target);
+    }
+    if (targets.empty()) {  // all-linear: the kinds of module it selected
+      std::set<std::string> kinds;
+      for (const LoraTarget& target : spec.lora_targets) kinds.insert(module_kind(target.module));
+      targets.assign(kinds.begin(), kinds.end());
+    }
+    config.update({{"r", spec.lora_r},
+                   {"lora_alpha", spec.lora_alpha},
+                   {"lora_dropout", spec.lora_dropout},
+                   {"target_modules", targets},
+                   {"use_rslora", spec.use_rslora},
+                   {"bias", "none"},
+                   {"fan_in_fan_out", model.model_type == "gpt2"},
+                   {"init_lora_weights", true},
+                   {"modules_to_save", nullptr},
+                   {"layers_to_transform", nullptr},
+                   {"use_dora", false}});
+    return config;
+  }
+  // Prompt learning. Prefix tuning on GQA models records the key/value width and heads.
+  const bool prefix = spec.method == PeftMethod::prefix_tuning;
+  config.update({{"num_virtual_tokens", spec.num_virtual_tokens},
+                 {"token_dim", prefix ? model.kv_dim() : model.hidden_size},
+                 {"num_transformer_submodules", 1},
+                 {"num_attention_heads", prefix ? model.num_kv_heads : model.num_heads},
+                 {"num_layers", model.num_layers}});
+  if (spec.method == PeftMethod::prompt_tuning) {
+    config["prompt_tuning_init"] = prompt_init_name(spec.prompt_init);
+    config["prompt_tuning_init_text"] =
+        spec.prompt_init == PromptInit::text ? json(spec.prompt_init_text) : json(nullptr);
+    config["tokenizer_name_or_path"] = nullptr;
+  } else if (spec.method == PeftMethod::p_tuning) {
+    config.update({{"encoder_reparameterization_type", "MLP"},
+                   {"encoder_hidden_size", spec.encoder_hidden_size},
+                   {"encoder_num_layers", 2},
+                   {"encoder_dropout", 0.0}});
+  } else {
+    config.update({{"encoder_hidden_size", spec.encoder_hidden_size},
+                   {"prefix_projection", spec.prefix_projection}});
+  }
+  return config;
+}
+
+// A host f32 copy of a parameter (PEFT files hold fp32).
+std::vector<float> as_f32(const Tensor& value) {
+  std::vector<float> host(value.numel());
+  OpContext ctx;
+  ops::cast(ctx, Tensor(host.data(), DType::f32, value.shape), value);
+  return host;
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
+    if (!(file << text) || !file.flush()) fail("cannot write {}", tmp);
+  }
+  std::error_code error;
+  std::filesystem::rename(tmp, path, error);
+  if (error) fail("cannot rename {} to {}: {}", tmp, path, error.message());
+}
+
+json read_config(const std::string& path) {
+  std::ifstream file(path);
+  if (!file)
+    fail("{}: cannot open it (a PEFT adapter folder holds {} and {})", path, kConfigFile,
+         kWeightsFile);
+  json config = json::parse(file, nullptr, /*allow_exceptions=*/false);
+  if (config.is_discarded() || !config.is_object()) fail("{}: not a JSON object", path);
+  return config;
+}
+
+template <typename T>
+T required(const json& config, const std::string& key, const std::string& path) {
+  auto found = config.find(key);
+  if (found == config.end() || found->is_null()) fail("{}: key '{}' is missing", path, key);
+  try {
+    return found->get<T>();
+  } catch (const json::exception&) {
+    fail("{}: key '{}' holds {}, of the wrong type", path, key, found->dump());
+  }
+}
+
+template <typename T>
+void expect_equal(const json& config, const std::string& key, const T& expected,
+                  const std::string& path, const std::string& what) {
+  const T stored = required<T>(config, key, path);
+  if (stored != expected)
+    fail("{}: {} = {}, but {} is {}", path, key, json(stored).dump(), what, json(expected).dump());
+}
+
+// Which ft method reads a folder of this peft_type, or an error saying what to configure.
+void check_method(const std::string& peft_type, const PeftSpec& spec, const std::string& path) {
+  const PeftMethod method = spec.method;
+  if (peft_type == "PROMPT_TUNING" || peft_type == "P_TUNING") {
+    if (method == PeftMethod::prompt_tuning) return;
+    if (method == PeftMethod::p_tuning)
+      fail(
+          "{}: peft_type {}: PEFT saves P-tuning's encoder output, not the encoder; load it with "
+          "peft.method prompt_tuning (the same model) to evaluate or keep tuning",
+          path, peft_type);
+  } else if (peft_type == "PREFIX_TUNING") {
+    if (method == PeftMethod::prefix_tuning && !spec.prefix_projection) return;
+    if (method == PeftMethod::prefix_tuning)
+      fail(
+          "{}: peft_type PREFIX_TUNING holds the projected prefix, not the projection; load it "
+          "with peft.prefix_projection false (the same model)",
+          path);
+  } else if (peft_type == "LORA") {
+    if (method == PeftMethod::lora) return;
+  } else {
+    fail("{}: peft_type '{}' is not one ft reads (PROMPT_TUNING, P_TUNING, PREFIX_TUNING, LORA)",
+         path, peft_type);
+  }
+  fail("{}: peft_type {} cannot be loaded by peft.method {}", path, peft_type,
+       peft_method_name(method));
+}
+
+}  // namespace
+
+void export_peft_adapter(const std::string& dir, const PeftSpec& spec, const ModelConfig& model,
+                         const ParameterStore& params, const PeftExportInfo& info,
+                         const OpContext& ctx) {
+  FT_CHECK(spec.is_peft(), "full fine-tuning has no adapter to export");
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error) fail("cannot create the adapter folder {}: {}", dir, error.message());
+
+  checkpoint::SafetensorsWriter writer(dir + "/" + kWeightsFile);
+  writer.set_metadata("format", "pt");
+  if (!info.base_fingerprint.empty()) writer.set_metadata(kFingerprintKey, info.base_fingerprint);
+  if (spec.method == PeftMethod::lora) {
+    for (const LoraTarget& target : spec.lora_targets) {
+      for (const std::string& name : {target.a_name(), target.b_name()}) {
+        const Tensor value = params.at(name).value;
+        std::vector<float> host = as_f32(value);
+        writer.add(kLoraPrefix + name, Tensor(host.data(), DType::f32, value.shape));
+      }
+    }
+  } else {
+    const Shape shape = saved_prompt_shape(spec, model);
+    std::vector<float> table(shape.numel());
+    compute_saved_prompt(ctx, spec, model, params, Tensor(table.data(), DType::f32, shape));
+    writer.add("prompt_embeddings", Tensor(table.data(), DType::f32, shape));
+  }
+  writer.commit();
+  write_text_atomically(dir + "/" + kConfigFile, adapter_config(spec, model, info).dump(2) + "\n");
+}
+
+void import_peft_adapter(const std::string& dir, const PeftSpec& spec, const ModelConfig& model,
+                         const ParameterStore& params, const std::string& base_fingerprint) {
+  const std::string config_path = dir + "/" + kConfigFile;
+  const std::string weights_path = dir + "/" + kWeightsFile;
+  const json config = read_config(config_path);
+  const std::string peft_type = required<std::string>(config, "peft_type", config_path);
+  check_method(peft_type, spec, config_path);
+  checkpoint::SafetensorsReader weights(weights_path);
+  auto fingerprint = weights.metadata().find(kFingerprintKey);
+  if (fingerprint != weights.metadata().end() && !base_fingerprint.empty() &&
+      fingerprint->second != base_fingerprint)
+    fail(
+        "{}: this adapter was trained on another base model (fingerprint {}); this run's base has "
+        "fingerprint {}. Load the base it was trained on with model.init_from",
+        weights_path, fingerprint->second, base_fingerprint);
+
+  if (spec.method != PeftMethod::lora) {
+    expect_equal<int64_t>(config, "num_virtual_tokens", spec.num_virtual_tokens, config_path,
+                          "peft.num_virtual_tokens");
+    expect_equal<int64_t>(config, "num_layers", model.num_layers, config_path,
+                          "the model's num_layers");
+    const bool prefix = spec.method == PeftMethod::prefix_tuning;
+    expect_equal<int64_t>(config, "token_dim", prefix ? model.kv_dim() : model.hidden_size,
+                          config_path, prefix ? "the model's key/value width" : "hidden_size");
+    const std::string name = "prompt_embeddings";
+    if (!weights.contains(name))
+      fail("{}: tensor '{}' is missing (a {} adapter holds it)", weights_path, name, peft_type);
+    const Shape expected = saved_prompt_shape(spec, model);
+    if (!(weights.shape(name) == expected))
+      fail("{}: tensor '{}' has shape {}, this model needs {}", weights_path, name,
+           weights.shape(name).str(), expected.str());
+    weights.read(name, params.at(name).value);
+    return;
+  }
+
+  expect_equal<int64_t>(config, "r", spec.lora_r, config_path, "peft.lora_r");
+  const double alpha = required<double>(config, "lora_alpha", config_path);
+  if (std::abs(alpha - spec.lora_alpha) > 1e-12 * std::abs(alpha))
+    fail("{}: lora_alpha = {}, but peft.lora_alpha is {}", config_path, alpha, spec.lora_alpha);
+  const bool rslora = config.contains("use_rslora") && config["use_rslora"].is_boolean() &&
+                      config["use_rslora"].get<bool>();
+  if (rslora != spec.use_rslora)
+    fail("{}: use_rslora = {}, but peft.use_rslora is {}", config_path, rslora, spec.use_rslora);
+  for (const char* unsupported : {"use_dora", "modules_to_save"}) {
+    auto found = config.find(unsupported);
+    if (found != config.end() && !found->is_null() && *found != json(false))
+      fail("{}: {} = {}: ft trains plain LoRA weights only", config_path, unsupported,
+           found->dump());
+  }
+  if (config.contains("bias") && config["bias"] != "none")
+    fail("{}: bias = {}: ft's LoRA trains no biases (expected \"none\")", config_path,
+         config["bias"].dump());
+
+  std::set<std::string> expected;
+  for (const LoraTarget& target : spec.lora_targets) {
+    for (const std::string& name : {target.a_name(), target.b_name()}) {
+      const std::string stored = kLoraPrefix + name;
+      expected.insert(stored);
+      if (!weights.contains(stored))
+        fail(
+            "{}: tensor '{}' is missing: peft.target_modules selects {}, which this adapter does "
+            "not adapt",
+            weights_path, stored, target.module);
+      const Tensor value = params.at(name).value;
+      if (!(weights.shape(stored) == value.shape))
+        fail("{}: tensor '{}' has shape {}, this model needs {}", weights_path, stored,
+             weights.shape(stored).str(), value.shape.str());
+      weights.read(stored, value);
+    }
+  }
+  for (const std::string& name : weights.names())
+    if (!expected.count(name))
+      fail("{}: tensor '{}' is not among the modules peft.target_modules selects", weights_path,
+           name);
+}
+
+}  // namespace ft
