@@ -30,3 +30,8 @@ message(STATUS "ft: OpenBLAS ${FT_OPENBLAS_LIB} (cblas.h in ${FT_CBLAS_INCLUDE})
 add_library(ft_openblas INTERFACE)
 target_include_directories(ft_openblas INTERFACE ${FT_CBLAS_INCLUDE})
 target_link_libraries(ft_openblas INTERFACE ${FT_OPENBLAS_LIB})
+
+# The Hugging Face tokenizer: PCRE2 runs tokenizer.json's regexes, ICU its Unicode normalizers.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(FT_PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+pkg_check_modules(FT_ICU_UC REQUIRED IMPORTED_TARGET icu-uc)

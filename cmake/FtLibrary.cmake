@@ -25,7 +25,8 @@ target_include_directories(ft PUBLIC ${PROJECT_SOURCE_DIR} ${FT_PROTO_OUT} ${HDF
 target_compile_definitions(ft PUBLIC ${HDF5_C_DEFINITIONS})
 target_link_libraries(ft PUBLIC
   protobuf::libprotobuf yaml-cpp nlohmann_json::nlohmann_json fmt::fmt CLI11::CLI11
-  MPI::MPI_C ${HDF5_C_LIBRARIES} ft_openblas OpenMP::OpenMP_CXX Threads::Threads)
+  MPI::MPI_C ${HDF5_C_LIBRARIES} ft_openblas OpenMP::OpenMP_CXX Threads::Threads
+  PkgConfig::FT_PCRE2 PkgConfig::FT_ICU_UC)
 target_compile_options(ft PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
 if(FT_NATIVE)
   target_compile_options(ft PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-march=native>)

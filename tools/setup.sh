@@ -11,7 +11,8 @@ packages=(
   libprotobuf-dev protobuf-compiler
   libopenblas-openmp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev
+  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libicu-dev
+  python3 python3-venv python3-pip
 )
 missing=()
 for package in "${packages[@]}"; do
@@ -26,6 +27,27 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 build_dir=${FT_BUILD_DIR:-build}
+# Python packages of the parity tests (tokenizers, transformers, tensorboard), pinned, in a virtual
+# environment of the build folder; pip runs only when one is missing or at another version.
+python_env="$build_dir/python"
+requirements=tools/requirements-test.txt
+[ -x "$python_env/bin/python3" ] || python3 -m venv "$python_env"
+if ! "$python_env/bin/python3" - "$requirements" 2>/dev/null <<'PYTHON'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+for line in open(sys.argv[1]):
+    name, _, pinned = line.split("#")[0].strip().partition("==")
+    try:
+        if name and version(name) != pinned:
+            sys.exit(1)
+    except PackageNotFoundError:
+        sys.exit(1)
+PYTHON
+then
+  echo "setup: installing $requirements into $python_env"
+  "$python_env/bin/python3" -m pip install -q --disable-pip-version-check -r "$requirements"
+fi
+
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFT_CUDA="${FT_CUDA:-AUTO}" >/dev/null
 cmake --build "$build_dir" -j "$(nproc)"
 echo "setup: built ft in $build_dir/ (ft_train: $build_dir/bin/ft_train)"
