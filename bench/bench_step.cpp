@@ -2,7 +2,9 @@
 // backward, clip, AdamW) of a model at a batch shape, then measures the machine's BLAS ceiling on
 // the step's own GEMM shapes (gemm_ceiling.h), so the figure reads as "a fraction of what this
 // machine can do". --profile adds a per-op breakdown (step_profile.h): each op the step runs,
-// timed alone on the step's shapes. Benchmarks print figures; nothing here passes or fails.
+// timed alone on the step's shapes. --method picks the fine-tuning method (full, or a PEFT adapter
+// on a frozen base); --method all runs every method on the same model and batch and compares
+// their speed and memory (peft_bench.h). Benchmarks print figures; nothing here passes or fails.
 #include <cblas.h>
 #include <omp.h>
 
@@ -21,11 +23,14 @@
 #include "bench_util.h"
 #include "gemm_ceiling.h"
 #include "models/model_config.h"
-#include "models/param_layout.h"
+#include "models/peft/peft_spec.h"
 #include "models/transformer.h"
+#include "peft_bench.h"
 #include "runtime/buffer.h"
+#include "runtime/data/batch_loader.h"
 #include "runtime/error.h"
 #include "runtime/parameters.h"
+#include "runtime/train/input_layout.h"
 #include "runtime/train/metrics.h"
 #include "runtime/train/optimizer.h"
 #include "step_profile.h"
@@ -46,23 +51,29 @@ struct BenchOptions {
   int gemm_reps = 7;
   bool profile = false;
   int profile_reps = 5;
+  MethodOptions methods;
+  bool ceiling = false;  // measure the BLAS ceiling for PEFT methods and --method all too
 };
 
 struct PhaseSeconds {
   double zero = 0, forward = 0, backward = 0, clip = 0, update = 0, total = 0;
 };
 
-// Owns a model, its parameters, optimizer, activations and one seeded random batch.
+// Owns a model with its fine-tuning method, its parameters, optimizer, activations and one seeded
+// random batch laid out for the method (virtual rows in front for prompt tuning and P-tuning).
 class StepBench {
  public:
-  StepBench(const ModelConfig& config, const BenchOptions& options, DType dtype)
+  StepBench(const ModelConfig& config, const BenchOptions& options, DType dtype,
+            const PeftSpec& peft)
       : config_(config),
         options_(options),
-        params_(transformer_param_specs(config), dtype, Device::cpu),
+        peft_(peft),
+        params_(run_param_specs(config, peft), dtype, Device::cpu),
         optimizer_(params_, adamw_config()),
-        model_(config, params_, options.batch, options.seq) {
+        model_(config, params_, peft, options.batch, peft.model_seq_len(options.seq)) {
     ctx_.device = Device::cpu;
     ctx_.num_threads = options.threads;
+    ctx_.counters = &counters_;
     params_.initialize(options.seed);
     Arena measuring = Arena::measuring(Device::cpu);
     model_.bind_activations(measuring);
@@ -73,8 +84,10 @@ class StepBench {
     make_batch();
   }
 
-  // One full training step; `step` counts from 1 (AdamW bias correction).
+  // One full training step; `step` counts from 1 (AdamW bias correction). The op counters then
+  // hold this step's products.
   PhaseSeconds step(int64_t step, double* loss) {
+    counters_ = OpCounters{};
     PhaseSeconds t;
     const auto start = Clock::now();
     auto lap = [&, last = start](double& slot) mutable {
@@ -97,12 +110,23 @@ class StepBench {
     return t;
   }
 
+  // Data tokens per step (every one has a target); virtual rows are not tokens.
   int64_t tokens() const { return options_.batch * options_.seq; }
+  int64_t model_rows() const { return options_.batch * peft_.model_seq_len(options_.seq); }
+  const PeftSpec& peft() const { return peft_; }
+  const Transformer& model() const { return model_; }
   const ParameterStore& params() const { return params_; }
   const OpContext& context() const { return ctx_; }
   const ModelInputs& inputs() const { return inputs_; }
+  const OpCounters& last_step_counts() const { return counters_; }
   size_t activation_bytes() const { return activations_.capacity(); }
   size_t workspace_bytes() const { return workspace_.bytes(); }
+  size_t trainable_weight_bytes() const {
+    return static_cast<size_t>(params_.trainable_count()) * dtype_size(params_.dtype());
+  }
+  size_t frozen_weight_bytes() const {
+    return static_cast<size_t>(params_.frozen_count()) * dtype_size(params_.dtype());
+  }
 
  private:
   static AdamWConfig adamw_config() {
@@ -113,100 +137,148 @@ class StepBench {
   }
 
   // Token ids and targets drawn from [1, V): seeded, never all zero (a constant batch would make
-  // the softmax and the embedding scatter unrealistically cache-friendly).
+  // the softmax and the embedding scatter unrealistically cache-friendly). The same tokens for
+  // every method; lay_out_batch then adds the method's virtual rows and position offset.
   void make_batch() {
     const int64_t n = tokens();
     std::mt19937_64 rng(options_.seed);
     std::uniform_int_distribution<int32_t> token(1, static_cast<int32_t>(config_.vocab_size - 1));
-    ids_.resize(n);
-    targets_.resize(n);
-    positions_.resize(n);
-    for (int64_t i = 0; i < n; ++i) ids_[i] = token(rng);
+    batch_.batch_size = static_cast<int>(options_.batch);
+    batch_.seq_len = static_cast<int>(options_.seq);
+    batch_.input_ids.resize(n);
+    batch_.targets.resize(n);
+    batch_.positions.resize(n);
+    for (int64_t i = 0; i < n; ++i) batch_.input_ids[i] = token(rng);
     for (int64_t i = 0; i < n; ++i) {
       const int64_t t = i % options_.seq;
-      positions_[i] = static_cast<int32_t>(t);
-      targets_[i] = t + 1 < options_.seq ? ids_[i + 1] : token(rng);
+      batch_.positions[i] = static_cast<int32_t>(t);
+      batch_.targets[i] = t + 1 < options_.seq ? batch_.input_ids[i + 1] : token(rng);
     }
-    inputs_.input_ids = Tensor(ids_.data(), DType::i32, Shape{n});
-    inputs_.positions = Tensor(positions_.data(), DType::i32, Shape{n});
-    inputs_.targets = Tensor(targets_.data(), DType::i32, Shape{n});
+    batch_.target_tokens = n;
+    batch_.sequences = options_.batch;
+    lay_out_batch(peft_, batch_);
+    const int64_t rows = model_rows();
+    inputs_.input_ids = Tensor(batch_.input_ids.data(), DType::i32, Shape{rows});
+    inputs_.positions = Tensor(batch_.positions.data(), DType::i32, Shape{rows});
+    inputs_.targets = Tensor(batch_.targets.data(), DType::i32, Shape{rows});
   }
 
   ModelConfig config_;
   BenchOptions options_;
+  PeftSpec peft_;
+  OpCounters counters_;
   OpContext ctx_;
   ParameterStore params_;
   AdamW optimizer_;
   Transformer model_;
   Arena activations_ = Arena::measuring(Device::cpu);
   Buffer workspace_;
-  std::vector<int32_t> ids_, targets_, positions_;
+  data::Batch batch_;
   ModelInputs inputs_;
 };
 
-int run(const BenchOptions& o) {
-  if (o.dtype != "fp32" && o.dtype != "fp64")
-    fail("--dtype {}: expected fp32 or fp64 (bf16 runs on the CUDA backend only)", o.dtype);
-  if (o.steps < 1 || o.warmup < 0 || o.batch < 1 || o.seq < 1 || o.threads < 1)
-    fail("--steps, --batch, --seq and --threads must be positive and --warmup non-negative");
-  const DType dtype = o.dtype == "fp64" ? DType::f64 : DType::f32;
-  omp_set_num_threads(o.threads);
-  openblas_set_num_threads(o.threads);
-  const ModelConfig config =
-      o.hf_config.empty() ? model_config_preset(o.preset) : model_config_from_hf(o.hf_config);
-  StepBench bench(config, o, dtype);
-  const int64_t tokens = bench.tokens();
-  const double flops_per_token = config.training_flops_per_token(o.seq);
-
-  std::cout << "bench_step: model " << config.summary() << "\n";
-  std::cout << fmt::format(
-      "bench_step: parameters {} ({} non-embedding), {} on cpu, {} threads, OpenBLAS {}\n",
-      format_count(bench.params().trainable_count() + bench.params().frozen_count()),
-      format_count(config.non_embedding_parameters()), o.dtype, o.threads, openblas_get_config());
-  std::cout << fmt::format(
-      "bench_step: batch {} x seq {} = {} tokens per step; {:.1f} MFLOP per token (6N + 12LHDT), "
-      "{:.1f} GFLOP per step\n",
-      o.batch, o.seq, tokens, flops_per_token * 1e-6, flops_per_token * tokens * 1e-9);
-  std::cout << fmt::format(
-      "bench_step: memory: weights {}, gradients {}, optimizer {}, "
-      "activations {}, workspace {}\n",
-      format_bytes(bench.params().weight_bytes()), format_bytes(bench.params().gradient_bytes()),
-      format_bytes(bench.params().optimizer_bytes()), format_bytes(bench.activation_bytes()),
-      format_bytes(bench.workspace_bytes()));
-
-  std::vector<PhaseSeconds> timed;
-  double first_loss = 0, loss = 0;
-  for (int s = 1; s <= o.warmup + o.steps; ++s) {
-    PhaseSeconds t = bench.step(s, &loss);
-    if (s == 1) first_loss = loss;
-    std::cout << fmt::format("  step {:>3}{} {:8.1f} ms  loss {:.4f}\n", s,
-                             s > o.warmup ? "  " : " w", t.total * 1e3, loss);
-    if (s > o.warmup) timed.push_back(t);
-  }
-  auto column = [&](double PhaseSeconds::*field) {
+struct TimedSteps {
+  std::vector<PhaseSeconds> timed;  // after the warm-up
+  double first_loss = 0, last_loss = 0;
+  std::vector<double> column(double PhaseSeconds::*field) const {
     std::vector<double> values;
     for (const PhaseSeconds& t : timed) values.push_back(t.*field);
     return values;
-  };
-  const std::vector<double> steps = column(&PhaseSeconds::total);
-  const double step_median = median(steps);
+  }
+  double step_median() const { return median(column(&PhaseSeconds::total)); }
+};
+
+TimedSteps time_steps(StepBench& bench, const BenchOptions& o) {
+  TimedSteps result;
+  double loss = 0;
+  for (int s = 1; s <= o.warmup + o.steps; ++s) {
+    PhaseSeconds t = bench.step(s, &loss);
+    if (s == 1) result.first_loss = loss;
+    std::cout << fmt::format("  step {:>3}{} {:8.1f} ms  loss {:.4f}\n", s,
+                             s > o.warmup ? "  " : " w", t.total * 1e3, loss);
+    if (s > o.warmup) result.timed.push_back(t);
+  }
+  result.last_loss = loss;
+  return result;
+}
+
+// Executed FLOPs per data token: the model's 6N + 12LHDT for full fine-tuning (as the results in
+// README.md were measured), the FLOPs the step actually runs for a PEFT method.
+double flops_per_data_token(const ModelConfig& config, const StepBench& bench,
+                            const BenchOptions& o) {
+  if (!bench.peft().is_peft()) return config.training_flops_per_token(o.seq);
+  const StepFlops flops = executed_step_flops(config, bench.peft(), o.batch, o.seq,
+                                              bench.model().lowest_backward_layer());
+  return flops.total() / static_cast<double>(bench.tokens());
+}
+
+// One method, in detail: start-up report, each step, the phases, the result, and (full
+// fine-tuning, or --ceiling) the BLAS ceiling.
+int run_one_method(const ModelConfig& config, const PeftSpec& peft, const BenchOptions& o,
+                   DType dtype) {
+  StepBench bench(config, o, dtype, peft);
+  const int64_t tokens = bench.tokens();
+  const double flops_per_token = flops_per_data_token(config, bench, o);
+  const ParameterStore& params = bench.params();
+  const int64_t all_params = params.trainable_count() + params.frozen_count();
+  std::cout << fmt::format(
+      "bench_step: method {}: {} of {} parameters train ({:.3g}%)\n", peft.summary(),
+      format_count(params.trainable_count()), format_count(all_params),
+      100.0 * static_cast<double>(params.trainable_count()) / static_cast<double>(all_params));
+  if (peft.is_peft()) {
+    const StepFlops f =
+        executed_step_flops(config, peft, o.batch, o.seq, bench.model().lowest_backward_layer());
+    std::cout << fmt::format(
+        "bench_step: batch {} x seq {} = {} tokens per step{}; {:.1f} GFLOP executed per step, "
+        "{:.1f} MFLOP per token: forward {:.1f}, input grads {:.1f}, attention {:.1f}, adapter "
+        "{:.2f} GFLOP; no weight-gradient products for the frozen base; {}\n",
+        o.batch, o.seq, tokens,
+        bench.model_rows() != tokens
+            ? fmt::format(" ({} model rows with the virtual rows)", bench.model_rows())
+            : std::string(),
+        f.total() * 1e-9, flops_per_token * 1e-6, f.forward * 1e-9, f.input_grad * 1e-9,
+        f.attention * 1e-9, f.adapter * 1e-9,
+        bench.model().lowest_backward_layer() < 0
+            ? std::string("the backward runs through every layer down to the input rows")
+            : fmt::format("the backward stops at layer {}", bench.model().lowest_backward_layer()));
+  } else {
+    std::cout << fmt::format(
+        "bench_step: batch {} x seq {} = {} tokens per step; {:.1f} MFLOP per token (6N + "
+        "12LHDT), {:.1f} GFLOP per step\n",
+        o.batch, o.seq, tokens, flops_per_token * 1e-6, flops_per_token * tokens * 1e-9);
+  }
+  std::cout << fmt::format(
+      "bench_step: memory: weights {} ({} trainable, {} frozen), gradients {}, optimizer {}, "
+      "activations {}, workspace {}\n",
+      format_bytes(params.weight_bytes()), format_bytes(bench.trainable_weight_bytes()),
+      format_bytes(bench.frozen_weight_bytes()), format_bytes(params.gradient_bytes()),
+      format_bytes(params.optimizer_bytes()), format_bytes(bench.activation_bytes()),
+      format_bytes(bench.workspace_bytes()));
+
+  const TimedSteps run = time_steps(bench, o);
+  const std::vector<double> steps = run.column(&PhaseSeconds::total);
+  const double step_median = run.step_median();
   std::cout << fmt::format("\nStep phases (median over {} timed steps)\n", o.steps);
   for (auto [name, field] : {std::pair{"zero grads", &PhaseSeconds::zero},
                              {"forward", &PhaseSeconds::forward},
                              {"backward", &PhaseSeconds::backward},
                              {"clip", &PhaseSeconds::clip},
                              {"adamw", &PhaseSeconds::update}}) {
-    const double seconds = median(column(field));
+    const double seconds = median(run.column(field));
     std::cout << fmt::format("  {:<11} {:9.1f} ms  {:5.1f}%\n", name, seconds * 1e3,
                              seconds / step_median * 100.0);
   }
 
-  const Ceiling ceiling = measure_ceiling(config, tokens, o.gemm_reps, dtype);
-  print_ceiling(ceiling, o.threads);
+  const bool measure = !peft.is_peft() || o.ceiling;
+  Ceiling ceiling;
+  if (measure) {
+    ceiling = measure_ceiling(config, tokens, o.gemm_reps, dtype);
+    print_ceiling(ceiling, o.threads);
+  }
 
   const double tokens_per_s = static_cast<double>(tokens) / step_median;
   const double achieved = tokens_per_s * flops_per_token * 1e-9;
-  const double fraction = achieved / ceiling.gflops();
+  const OpCounters& counts = bench.last_step_counts();
   std::cout << "\nResult\n"
             << fmt::format(
                    "  step time       median {:.1f} ms, mean {:.1f}, min {:.1f}, max {:.1f} "
@@ -214,41 +286,152 @@ int run(const BenchOptions& o) {
                    step_median * 1e3, mean(steps) * 1e3,
                    *std::min_element(steps.begin(), steps.end()) * 1e3,
                    *std::max_element(steps.begin(), steps.end()) * 1e3, o.steps, o.warmup)
-            << fmt::format("  throughput      {:.0f} tokens/s, {:.1f} GFLOP/s\n", tokens_per_s,
-                           achieved)
-            << fmt::format(
-                   "  BLAS ceiling    {:.1f} GFLOP/s -> {:.0f} tokens/s if every FLOP ran "
-                   "at the ceiling\n",
-                   ceiling.gflops(), ceiling.gflops() * 1e9 / flops_per_token)
-            << fmt::format("  ft / ceiling    {:.1f}%{}\n", fraction * 100.0,
-                           fraction > 1.0 ? " (above 100%: something else ran during the GEMM "
-                                            "timings; rerun on a quiet machine)"
-                                          : "")
-            << fmt::format("  loss            {:.4f} (step 1) -> {:.4f} (step {})\n", first_loss,
-                           loss, o.warmup + o.steps);
+            << fmt::format("  throughput      {:.0f} tokens/s, {:.1f} GFLOP/s{}\n", tokens_per_s,
+                           achieved, peft.is_peft() ? " (FLOPs executed)" : "")
+            << fmt::format("  GEMMs per step  {} forward, {} input-gradient, {} weight-gradient\n",
+                           counts.forward_products, counts.input_grad_products,
+                           counts.weight_grad_products);
+  if (measure) {
+    const double fraction = achieved / ceiling.gflops();
+    std::cout << fmt::format(
+                     "  BLAS ceiling    {:.1f} GFLOP/s -> {:.0f} tokens/s if every FLOP ran "
+                     "at the ceiling{}\n",
+                     ceiling.gflops(), ceiling.gflops() * 1e9 / flops_per_token,
+                     peft.is_peft() ? " (ceiling measured on the full fine-tuning GEMM shapes)"
+                                    : "")
+              << fmt::format("  ft / ceiling    {:.1f}%{}\n", fraction * 100.0,
+                             fraction > 1.0 ? " (above 100%: something else ran during the GEMM "
+                                              "timings; rerun on a quiet machine)"
+                                            : "");
+  }
+  std::cout << fmt::format("  loss            {:.4f} (step 1) -> {:.4f} (step {})\n",
+                           run.first_loss, run.last_loss, o.warmup + o.steps);
   if (o.profile) {
     const ProfiledStep profiled{.config = config,
                                 .ctx = bench.context(),
                                 .inputs = bench.inputs(),
                                 .batch = o.batch,
                                 .seq = o.seq,
-                                .trainable_parameters = bench.params().trainable_count()};
+                                .trainable_parameters = params.trainable_count()};
     print_profile(profile_ops(profiled, ceiling, dtype, o.seed, o.profile_reps), step_median);
   }
   return 0;
+}
+
+MethodResult measure_method(const ModelConfig& config, const PeftSpec& peft, const BenchOptions& o,
+                            DType dtype) {
+  StepBench bench(config, o, dtype, peft);
+  std::cout << fmt::format("\n{}: {}\n", peft_method_name(peft.method), peft.summary());
+  const TimedSteps run = time_steps(bench, o);
+  const ParameterStore& params = bench.params();
+  const OpCounters& counts = bench.last_step_counts();
+  MethodResult r;
+  r.method = peft_method_name(peft.method);
+  r.summary = peft.summary();
+  r.trainable_params = params.trainable_count();
+  r.total_params = params.trainable_count() + params.frozen_count();
+  r.step_seconds = run.step_median();
+  r.data_tokens = bench.tokens();
+  r.model_rows = bench.model_rows();
+  // Full fine-tuning counts its executed FLOPs the same way here, so the column compares like
+  // with like (it differs from 6N + 12LHDT only by the norms' and biases' parameters).
+  r.flops =
+      executed_step_flops(config, peft, o.batch, o.seq, bench.model().lowest_backward_layer());
+  r.weight_grad_products = counts.weight_grad_products;
+  r.input_grad_products = counts.input_grad_products;
+  r.forward_products = counts.forward_products;
+  r.weights_trainable = bench.trainable_weight_bytes();
+  r.weights_frozen = bench.frozen_weight_bytes();
+  r.gradients = params.gradient_bytes();
+  r.optimizer = params.optimizer_bytes();
+  r.activations = bench.activation_bytes();
+  r.workspace = bench.workspace_bytes();
+  r.first_loss = run.first_loss;
+  r.last_loss = run.last_loss;
+  return r;
+}
+
+// Every method on the same model and batch, one after another, then the comparison.
+int run_every_method(const ModelConfig& config, const std::vector<PeftSpec>& specs,
+                     const BenchOptions& o, DType dtype) {
+  std::cout << fmt::format(
+      "bench_step: batch {} x seq {} = {} data tokens per step, {} timed "
+      "steps after {} warm-up per method\n",
+      o.batch, o.seq, o.batch * o.seq, o.steps, o.warmup);
+  std::vector<MethodResult> results;
+  for (const PeftSpec& spec : specs) results.push_back(measure_method(config, spec, o, dtype));
+  print_method_comparison(results);
+  std::cout << fmt::format(
+      "\nProcess peak RSS {} (getrusage ru_maxrss): the maximum over every method run in this "
+      "process, so it cannot tell the methods apart; the planned bytes above are per method.\n",
+      format_bytes(static_cast<double>(peak_rss_bytes())));
+  if (o.ceiling) {
+    const Ceiling ceiling = measure_ceiling(config, o.batch * o.seq, o.gemm_reps, dtype);
+    print_ceiling(ceiling, o.threads);
+    std::cout << fmt::format(
+        "\nExecuted GFLOP/s as a share of the BLAS ceiling ({:.1f} GFLOP/s, "
+        "measured on the full fine-tuning GEMM shapes)\n",
+        ceiling.gflops());
+    for (const MethodResult& r : results)
+      std::cout << fmt::format("  {:<14} {:5.1f}%\n", r.method,
+                               r.flops.total() / r.step_seconds * 1e-9 / ceiling.gflops() * 100);
+  }
+  return 0;
+}
+
+int run(const BenchOptions& o) {
+  if (o.dtype != "fp32" && o.dtype != "fp64")
+    fail("--dtype {}: expected fp32 or fp64 (bf16 runs on the CUDA backend only)", o.dtype);
+  if (o.steps < 1 || o.warmup < 0 || o.batch < 1 || o.seq < 1 || o.threads < 1)
+    fail("--steps, --batch, --seq and --threads must be positive and --warmup non-negative");
+  const std::vector<std::string> methods = methods_to_run(o.methods.method);
+  if (o.profile && methods != std::vector<std::string>{"full"})
+    fail("--profile mirrors the full fine-tuning step op by op; use it with --method full");
+  const DType dtype = o.dtype == "fp64" ? DType::f64 : DType::f32;
+  omp_set_num_threads(o.threads);
+  openblas_set_num_threads(o.threads);
+  const ModelConfig config =
+      o.hf_config.empty() ? model_config_preset(o.preset) : model_config_from_hf(o.hf_config);
+  // Every method is resolved before any runs, so a bad option fails at once.
+  std::vector<PeftSpec> specs;
+  for (const std::string& method : methods) {
+    try {
+      specs.push_back(resolve_peft_spec(peft_config_for(method, o.methods), config, o.seq));
+    } catch (const Error& error) {
+      const bool virtual_tokens = method != "full" && method != "lora";
+      fail("--method {}{}: {}", method,
+           virtual_tokens
+               ? fmt::format(" (--seq {}, --virtual-tokens {})", o.seq, o.methods.virtual_tokens)
+               : std::string(),
+           error.what());
+    }
+  }
+
+  int64_t base_parameters = 0;
+  for (const ParamSpec& spec : transformer_param_specs(config))
+    base_parameters += spec.shape.numel();
+  std::cout << "bench_step: model " << config.summary() << "\n";
+  std::cout << fmt::format(
+      "bench_step: base model parameters {} ({} non-embedding), {} on cpu, {} threads, "
+      "OpenBLAS {}\n",
+      format_count(base_parameters), format_count(config.non_embedding_parameters()), o.dtype,
+      o.threads, openblas_get_config());
+  if (specs.size() == 1) return run_one_method(config, specs[0], o, dtype);
+  return run_every_method(config, specs, o, dtype);
 }
 
 }  // namespace
 }  // namespace ft::bench
 
 int main(int argc, char** argv) {
-  CLI::App app{"bench_step: time full CPU training steps and compare with the BLAS ceiling"};
+  CLI::App app{"bench_step: time CPU training steps (full fine-tuning or PEFT) and compare"};
   ft::bench::BenchOptions options;
   auto* preset = app.add_option("--preset", options.preset, "Model preset")->capture_default_str();
   app.add_option("--hf-config", options.hf_config, "Hugging Face config.json instead of a preset")
       ->excludes(preset);
   app.add_option("--batch", options.batch, "Sequences per step")->capture_default_str();
-  app.add_option("--seq", options.seq, "Tokens per sequence")->capture_default_str();
+  app.add_option("--seq", options.seq, "Data tokens per sequence (virtual tokens come on top)")
+      ->capture_default_str();
   app.add_option("--threads", options.threads, "OpenMP and OpenBLAS threads")
       ->capture_default_str();
   app.add_option("--steps", options.steps, "Timed steps")->capture_default_str();
@@ -260,6 +443,25 @@ int main(int argc, char** argv) {
   app.add_flag("--profile", options.profile, "Also time each op alone on the step's shapes");
   app.add_option("--profile-reps", options.profile_reps, "Repetitions per op for --profile")
       ->capture_default_str();
+  ft::bench::MethodOptions& m = options.methods;
+  app.add_option("--method", m.method,
+                 "full | prompt_tuning | prefix_tuning | p_tuning | lora | all (every method, "
+                 "then a comparison)")
+      ->capture_default_str();
+  app.add_option("--virtual-tokens", m.virtual_tokens,
+                 "Virtual tokens P (prompt tuning, prefix tuning, P-tuning)")
+      ->capture_default_str();
+  app.add_option("--lora-r", m.lora_r, "LoRA rank")->capture_default_str();
+  app.add_option("--lora-targets", m.lora_targets,
+                 "LoRA target modules, comma-separated, or all-linear (default: PEFT's, "
+                 "q_proj,v_proj; GPT-2: c_attn)");
+  app.add_option("--encoder-hidden", m.encoder_hidden,
+                 "Width of the P-tuning MLP / prefix projection (0: the model's hidden size)")
+      ->capture_default_str();
+  app.add_flag("--prefix-projection", m.prefix_projection,
+               "Prefix tuning through PEFT's MLP projection");
+  app.add_flag("--ceiling", options.ceiling,
+               "Measure the BLAS ceiling for a PEFT method or --method all too (always for full)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
