@@ -3,61 +3,17 @@
 // kernels/cpu/adapter_cpu.h.
 #include <string_view>
 
+#include "kernels/arg_checks.h"
 #include "kernels/cpu/adapter_cpu.h"
 #include "kernels/dispatch.h"
 #include "kernels/ops.h"
 
 namespace ft::ops {
-namespace {
-
-// Argument checks for one call of one op.
-struct AdapterChecks {
-  std::string_view op;
-  const OpContext& ctx;
-
-  // A required tensor: present, on ctx.device, of this dtype and shape.
-  void tensor(std::string_view arg, const Tensor& t, const Shape& shape, DType dtype) const {
-    if (t.empty() && shape.numel() > 0) {
-      fail("op {}: argument {} is empty, expected {} {}", op, arg, dtype_name(dtype), shape.str());
-    }
-    check_device(op, ctx, arg, t);
-    check_dtype(op, arg, t, dtype);
-    check_shape(op, arg, t, shape);
-  }
-  // The input of an elementwise op: any shape.
-  void input(std::string_view arg, const Tensor& t) const { tensor(arg, t, t.shape, t.dtype); }
-  // Another argument of an elementwise op: shaped like the input.
-  void same(std::string_view arg, const Tensor& t, const Tensor& reference) const {
-    tensor(arg, t, reference.shape, reference.dtype);
-  }
-  // Run before reading dims from a tensor whose shape defines the others.
-  void matrix(std::string_view arg, const Tensor& t, std::string_view layout) const {
-    if (t.rank() != 2) {
-      fail("op {}: argument {} must be {}, got {}", op, arg, layout,
-           t.empty() && t.rank() == 0 ? std::string("an empty tensor") : t.shape.str());
-    }
-  }
-  void probability(double p) const {
-    if (!(p >= 0.0 && p < 1.0)) fail("op {}: argument p is {}, expected 0 <= p < 1", op, p);
-  }
-  // Columns [offset, offset + width) must lie within a block of `cols` columns.
-  void column_range(int64_t offset, int64_t width, std::string_view block_arg, int64_t cols) const {
-    if (offset < 0 || offset > cols - width) {
-      fail("op {}: argument offset is {}: columns [{}, {}) do not fit in the {} columns of {}", op,
-           offset, offset, offset + width, cols, block_arg);
-    }
-  }
-  void cpu_only(DType dtype) const {
-    if (ctx.device != Device::cpu) unsupported(op, ctx.device, dtype);
-  }
-};
-
-}  // namespace
 
 // ---- adapter encoders ------------------------------------------------------------------------
 
 void relu_forward(const OpContext& ctx, Tensor out, Tensor x) {
-  const AdapterChecks check{"relu_forward", ctx};
+  const ArgChecks check{"relu_forward", ctx};
   check.input("x", x);
   check.same("out", out, x);
   check.cpu_only(x.dtype);
@@ -67,7 +23,7 @@ void relu_forward(const OpContext& ctx, Tensor out, Tensor x) {
 }
 
 void relu_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor x) {
-  const AdapterChecks check{"relu_backward", ctx};
+  const ArgChecks check{"relu_backward", ctx};
   check.input("x", x);
   check.same("dout", dout, x);
   check.same("dx", dx, x);
@@ -78,7 +34,7 @@ void relu_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor x) {
 }
 
 void tanh_forward(const OpContext& ctx, Tensor out, Tensor x) {
-  const AdapterChecks check{"tanh_forward", ctx};
+  const ArgChecks check{"tanh_forward", ctx};
   check.input("x", x);
   check.same("out", out, x);
   check.cpu_only(x.dtype);
@@ -88,7 +44,7 @@ void tanh_forward(const OpContext& ctx, Tensor out, Tensor x) {
 }
 
 void tanh_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor out) {
-  const AdapterChecks check{"tanh_backward", ctx};
+  const ArgChecks check{"tanh_backward", ctx};
   check.input("out", out);
   check.same("dout", dout, out);
   check.same("dx", dx, out);
@@ -101,7 +57,7 @@ void tanh_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor out) {
 // ---- LoRA dropout ----------------------------------------------------------------------------
 
 void dropout_forward(const OpContext& ctx, Tensor out, Tensor x, double p, uint64_t seed) {
-  const AdapterChecks check{"dropout_forward", ctx};
+  const ArgChecks check{"dropout_forward", ctx};
   check.input("x", x);
   check.same("out", out, x);
   check.probability(p);
@@ -112,7 +68,7 @@ void dropout_forward(const OpContext& ctx, Tensor out, Tensor x, double p, uint6
 }
 
 void dropout_backward(const OpContext& ctx, Tensor dx, Tensor dout, double p, uint64_t seed) {
-  const AdapterChecks check{"dropout_backward", ctx};
+  const ArgChecks check{"dropout_backward", ctx};
   check.input("dout", dout);
   check.same("dx", dx, dout);
   check.probability(p);
@@ -126,7 +82,7 @@ void dropout_backward(const OpContext& ctx, Tensor dx, Tensor dout, double p, ui
 // ---- column blocks ---------------------------------------------------------------------------
 
 void copy_columns(const OpContext& ctx, Tensor dst, Tensor src, int64_t offset) {
-  const AdapterChecks check{"copy_columns", ctx};
+  const ArgChecks check{"copy_columns", ctx};
   check.matrix("src", src, "(R, W)");
   check.matrix("dst", dst, "(R, w)");
   int64_t rows = src.dim(0), src_cols = src.dim(1), width = dst.dim(1);
@@ -140,7 +96,7 @@ void copy_columns(const OpContext& ctx, Tensor dst, Tensor src, int64_t offset) 
 }
 
 void add_to_columns(const OpContext& ctx, Tensor dst, Tensor src, int64_t offset) {
-  const AdapterChecks check{"add_to_columns", ctx};
+  const ArgChecks check{"add_to_columns", ctx};
   check.matrix("dst", dst, "(R, W)");
   check.matrix("src", src, "(R, w)");
   int64_t rows = dst.dim(0), dst_cols = dst.dim(1), width = src.dim(1);

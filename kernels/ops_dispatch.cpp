@@ -2,6 +2,7 @@
 // dtype and shape, naming the op and the argument, then run the implementation for ctx.device.
 #include <string_view>
 
+#include "kernels/arg_checks.h"
 #include "kernels/cpu/activation_cpu.h"
 #include "kernels/cpu/cross_entropy_cpu.h"
 #include "kernels/cpu/elementwise_cpu.h"
@@ -15,40 +16,6 @@
 
 namespace ft::ops {
 namespace {
-
-// Argument checks for one call of one op.
-struct ArgChecks {
-  std::string_view op;
-  const OpContext& ctx;
-
-  // A required tensor: present, on ctx.device, of this dtype and shape.
-  void tensor(std::string_view arg, const Tensor& t, const Shape& shape, DType dtype) const {
-    if (t.empty() && shape.numel() > 0) {
-      fail("op {}: argument {} is empty, expected {} {}", op, arg, dtype_name(dtype), shape.str());
-    }
-    check_device(op, ctx, arg, t);
-    check_dtype(op, arg, t, dtype);
-    check_shape(op, arg, t, shape);
-  }
-  // An optional input or a parameter gradient that may be frozen: checked when present.
-  void optional(std::string_view arg, const Tensor& t, const Shape& shape, DType dtype) const {
-    if (!t.empty()) tensor(arg, t, shape, dtype);
-  }
-  // Run before reading dims from a tensor whose shape defines the others.
-  void rank(std::string_view arg, const Tensor& t, int rank) const {
-    if (t.empty() && t.rank() == 0) fail("op {}: argument {} is empty", op, arg);
-    if (t.rank() != rank) {
-      fail("op {}: argument {} has shape {}, expected rank {}", op, arg, t.shape.str(), rank);
-    }
-  }
-  // Elementwise ops: any shape, all arguments alike.
-  void same(std::string_view arg, const Tensor& t, const Tensor& reference) const {
-    tensor(arg, t, reference.shape, reference.dtype);
-  }
-  void cpu_only(DType dtype) const {
-    if (ctx.device != Device::cpu) unsupported(op, ctx.device, dtype);
-  }
-};
 
 template <typename T>
 T* ptr_or_null(const Tensor& t) {

@@ -10,43 +10,25 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "runtime/checkpoint/hdf5_checkpoint.h"
+#include "tests/support/expect_contains.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/round_trip_tensors.h"
 #include "tests/support/temp_dir.h"
 
 namespace ft::checkpoint {
 namespace {
 
 using ft::testing::error_message;
+using ft::testing::random_bit_patterns;
+using ft::testing::RoundTripTensors;
 using ft::testing::TempDir;
 
 namespace fs = std::filesystem;
 using Names = std::vector<std::string>;
-
-::testing::AssertionResult contains_text(const char* text_expression, const char* part_expression,
-                                         const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << text_expression << " is \"" << text << "\", which does not contain " << part_expression
-         << " = \"" << part << "\"";
-}
-#define EXPECT_CONTAINS(text, part) EXPECT_PRED_FORMAT2(contains_text, text, part)
-
-// Random bit patterns of width T: NaNs with payloads, infinities, denormals, -0 all included.
-template <typename T, typename Bits>
-std::vector<T> random_bit_patterns(size_t count, uint64_t seed) {
-  std::mt19937_64 generator(seed);
-  std::vector<T> values(count);
-  for (T& value : values) {
-    Bits bits = static_cast<Bits>(generator());
-    std::memcpy(&value, &bits, sizeof(bits));
-  }
-  return values;
-}
 
 void touch(const std::string& path) {
   std::ofstream(path) << "x";
@@ -56,53 +38,29 @@ void touch(const std::string& path) {
 TEST(Checkpoint, RoundTripIsBitExactForEveryDTypeAndShape) {
   TempDir dir;
   std::string path = dir.path("roundtrip.h5");
-  const std::vector<Shape> shapes = {{}, {1}, {7}, {3, 5}, {2, 3, 4}, {2, 1, 3, 2}, {0, 4}};
-  std::vector<std::vector<float>> f32s;
-  std::vector<std::vector<double>> f64s;
-  std::vector<std::vector<int32_t>> i32s;
-  std::vector<std::vector<bf16>> bf16s;
+  RoundTripTensors tensors({{}, {1}, {7}, {3, 5}, {2, 3, 4}, {2, 1, 3, 2}, {0, 4}},
+                           {{DType::f32, "model/f32."},
+                            {DType::f64, "model/f64."},
+                            {DType::i32, "optimizer/m/i32."},
+                            {DType::bf16, "bf16."}});
   {
     CheckpointWriter writer(path);
-    for (size_t i = 0; i < shapes.size(); ++i) {
-      size_t count = static_cast<size_t>(shapes[i].numel());
-      f32s.push_back(random_bit_patterns<float, uint32_t>(count, 10 + i));
-      f64s.push_back(random_bit_patterns<double, uint64_t>(count, 20 + i));
-      i32s.push_back(random_bit_patterns<int32_t, uint32_t>(count, 30 + i));
-      bf16s.push_back(random_bit_patterns<bf16, uint16_t>(count, 40 + i));
-      std::string suffix = std::to_string(i);
-      writer.write_tensor("model/f32." + suffix, Tensor(f32s[i].data(), DType::f32, shapes[i]));
-      writer.write_tensor("model/f64." + suffix, Tensor(f64s[i].data(), DType::f64, shapes[i]));
-      writer.write_tensor("optimizer/m/i32." + suffix,
-                          Tensor(i32s[i].data(), DType::i32, shapes[i]));
-      writer.write_tensor("bf16." + suffix, Tensor(bf16s[i].data(), DType::bf16, shapes[i]));
-    }
+    tensors.write_each(
+        [&](const std::string& name, const Tensor& tensor) { writer.write_tensor(name, tensor); });
     writer.commit();
   }
   CheckpointReader reader(path);
   EXPECT_EQ(reader.path(), path);
-  for (size_t i = 0; i < shapes.size(); ++i) {
-    SCOPED_TRACE("shape " + shapes[i].str());
-    std::string suffix = std::to_string(i);
-    size_t count = static_cast<size_t>(shapes[i].numel());
-    std::vector<float> f32(count);
-    std::vector<double> f64(count);
-    std::vector<int32_t> i32(count);
-    std::vector<bf16> bf(count);
-    reader.read_tensor("model/f32." + suffix, Tensor(f32.data(), DType::f32, shapes[i]));
-    reader.read_tensor("model/f64." + suffix, Tensor(f64.data(), DType::f64, shapes[i]));
-    reader.read_tensor("optimizer/m/i32." + suffix, Tensor(i32.data(), DType::i32, shapes[i]));
-    reader.read_tensor("bf16." + suffix, Tensor(bf.data(), DType::bf16, shapes[i]));
-    EXPECT_EQ(std::memcmp(f32.data(), f32s[i].data(), count * sizeof(float)), 0);
-    EXPECT_EQ(std::memcmp(f64.data(), f64s[i].data(), count * sizeof(double)), 0);
-    EXPECT_EQ(std::memcmp(i32.data(), i32s[i].data(), count * sizeof(int32_t)), 0);
-    EXPECT_EQ(std::memcmp(bf.data(), bf16s[i].data(), count * sizeof(bf16)), 0);
-
-    EXPECT_EQ(reader.tensor_shape("model/f32." + suffix), shapes[i]);
-    EXPECT_EQ(reader.tensor_shape("bf16." + suffix), shapes[i]);
-    EXPECT_EQ(reader.tensor_dtype("model/f32." + suffix), "f32");
-    EXPECT_EQ(reader.tensor_dtype("model/f64." + suffix), "f64");
-    EXPECT_EQ(reader.tensor_dtype("optimizer/m/i32." + suffix), "i32");
-    EXPECT_EQ(reader.tensor_dtype("bf16." + suffix), "bf16");
+  tensors.expect_each_read_back(
+      [&](const std::string& name, const Tensor& dst) { reader.read_tensor(name, dst); });
+  for (size_t i = 0; i < tensors.shapes().size(); ++i) {
+    SCOPED_TRACE("shape " + tensors.shapes()[i].str());
+    EXPECT_EQ(reader.tensor_shape(tensors.name(DType::f32, i)), tensors.shapes()[i]);
+    EXPECT_EQ(reader.tensor_shape(tensors.name(DType::bf16, i)), tensors.shapes()[i]);
+    EXPECT_EQ(reader.tensor_dtype(tensors.name(DType::f32, i)), "f32");
+    EXPECT_EQ(reader.tensor_dtype(tensors.name(DType::f64, i)), "f64");
+    EXPECT_EQ(reader.tensor_dtype(tensors.name(DType::i32, i)), "i32");
+    EXPECT_EQ(reader.tensor_dtype(tensors.name(DType::bf16, i)), "bf16");
   }
 }
 

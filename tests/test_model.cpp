@@ -3,8 +3,9 @@
 // stopping below the lowest trainable layer.
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <cmath>
+#include <functional>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/ops.h"
@@ -12,21 +13,13 @@
 #include "models/transformer.h"
 #include "runtime/parameters.h"
 #include "runtime/random.h"
+#include "tests/support/model_gradcheck.h"
 
 namespace ft {
 namespace {
 
-struct TinyRun {
-  ModelConfig config;
-  std::unique_ptr<ParameterStore> params;
-  std::unique_ptr<Transformer> model;
-  Arena arena = Arena::measuring();
-  Buffer workspace;
-  OpCounters counters;
-  OpContext ctx;
+struct TinyRun : testing::ModelRun {
   std::vector<int32_t> ids, positions, targets, segments;
-  ModelInputs inputs;
-  int64_t target_count = 0;
 
   TinyRun(const std::string& preset, int64_t batch, int64_t seq_len, bool packed,
           const std::function<bool(const std::string&)>& trainable = nullptr) {
@@ -45,14 +38,7 @@ struct TinyRun {
         values[i] = (p.spec.init == InitKind::ones ? 1.0 : 0.0) + 0.2 * (random.uniform() - 0.5);
     }
     model = std::make_unique<Transformer>(config, *params, batch, seq_len);
-    Arena measuring = Arena::measuring();
-    model->bind_activations(measuring);
-    arena = Arena(Device::cpu, measuring.used());
-    model->bind_activations(arena);
-    ctx.num_threads = 2;
-    ctx.counters = &counters;
-    workspace = Buffer(Device::cpu, model->workspace_bytes(ctx));
-    ctx.workspace = {workspace.data(), workspace.bytes()};
+    bind_model();
 
     const int64_t n = batch * seq_len;
     ids.resize(n);
@@ -75,45 +61,15 @@ struct TinyRun {
     inputs.targets = Tensor(targets.data(), DType::i32, Shape{n});
     if (packed) inputs.segment_ids = Tensor(segments.data(), DType::i32, Shape{batch, seq_len});
   }
-
-  double loss() { return model->forward(ctx, inputs).loss_sum / static_cast<double>(target_count); }
-
-  void compute_gradients() {
-    params->zero_grads(ctx);
-    loss();
-    model->backward(ctx, inputs, 1.0 / static_cast<double>(target_count));
-  }
 };
 
 // Checks up to `per_parameter` elements of every trainable parameter.
 void check_all_gradients(TinyRun& run, int per_parameter) {
   run.compute_gradients();
-  for (const Parameter& p : run.params->all()) {
-    if (!p.spec.trainable) continue;
-    double* values = p.value.ptr<double>();
-    const double* grads = p.grad.ptr<double>();
-    const int64_t count = p.value.numel();
-    const int64_t stride = std::max<int64_t>(1, count / per_parameter);
-    double worst = 0.0;
-    int64_t worst_index = 0;
-    for (int64_t i = (count > per_parameter ? 3 : 0) % std::max<int64_t>(stride, 1); i < count;
-         i += stride) {
-      const double saved = values[i], h = 1e-5;
-      values[i] = saved + h;
-      const double plus = run.loss();
-      values[i] = saved - h;
-      const double minus = run.loss();
-      values[i] = saved;
-      const double numeric = (plus - minus) / (2 * h);
-      const double error = std::abs(numeric - grads[i]) / std::max(1e-3, std::abs(numeric));
-      if (error > worst) {
-        worst = error;
-        worst_index = i;
-      }
-    }
-    EXPECT_LT(worst, 1e-5) << run.config.name << " " << p.spec.name << " element " << worst_index
-                           << ": analytic " << grads[worst_index];
-  }
+  testing::expect_parameter_gradients(run.config.name, *run.params, [&] { return run.loss(); },
+                                      {.per_parameter = per_parameter,
+                                       .first_sampled = [](int64_t stride) { return 3 % stride; },
+                                       .relative_floor = 1e-3});
 }
 
 TEST(ModelGradient, TinyLlamaEveryParameter) {

@@ -17,6 +17,7 @@
 #include "runtime/random.h"
 #include "runtime/train/input_layout.h"
 #include "support/gradcheck.h"
+#include "support/model_gradcheck.h"
 
 namespace ft {
 namespace {
@@ -41,18 +42,9 @@ config::PeftConfig peft_config(const std::string& method) {
 
 // A tiny model with an adapter, fp64, every parameter at a random non-trivial value (LoRA's B
 // included, or A's gradient would be zero).
-struct PeftRun {
-  ModelConfig config;
+struct PeftRun : testing::ModelRun {
   PeftSpec spec;
-  std::unique_ptr<ParameterStore> params;
-  std::unique_ptr<Transformer> model;
-  Arena arena = Arena::measuring();
-  Buffer workspace;
-  OpCounters counters;
-  OpContext ctx;
   data::Batch batch;
-  ModelInputs inputs;
-  int64_t target_count = 0;
 
   PeftRun(const std::string& preset, const config::PeftConfig& peft, int64_t batch_size,
           int64_t seq_len, uint64_t dropout_seed = 0) {
@@ -72,14 +64,7 @@ struct PeftRun {
     }
     const int64_t rows = spec.model_seq_len(seq_len);
     model = std::make_unique<Transformer>(config, *params, spec, batch_size, rows);
-    Arena measuring = Arena::measuring();
-    model->bind_activations(measuring);
-    arena = Arena(Device::cpu, measuring.used());
-    model->bind_activations(arena);
-    ctx.num_threads = 2;
-    ctx.counters = &counters;
-    workspace = Buffer(Device::cpu, model->workspace_bytes(ctx));
-    ctx.workspace = {workspace.data(), workspace.bytes()};
+    bind_model();
 
     Random token_random(123);  // the same tokens whatever the parameters drew
     batch.batch_size = static_cast<int>(batch_size);
@@ -100,46 +85,16 @@ struct PeftRun {
     inputs.targets = Tensor(batch.targets.data(), DType::i32, Shape{n});
     inputs.dropout_seed = dropout_seed;
   }
-
-  double loss() { return model->forward(ctx, inputs).loss_sum / static_cast<double>(target_count); }
-
-  void compute_gradients() {
-    params->zero_grads(ctx);
-    loss();
-    model->backward(ctx, inputs, 1.0 / static_cast<double>(target_count));
-  }
 };
 
 // Central differences on up to `per_parameter` elements of every trainable parameter.
 void check_adapter_gradients(PeftRun& run, int per_parameter) {
   run.compute_gradients();
-  int checked = 0;
-  for (const Parameter& p : run.params->all()) {
-    if (!p.spec.trainable) continue;
-    ++checked;
-    double* values = p.value.ptr<double>();
-    const double* grads = p.grad.ptr<double>();
-    const int64_t count = p.value.numel();
-    const int64_t stride = std::max<int64_t>(1, count / per_parameter);
-    double worst = 0.0;
-    int64_t worst_index = 0;
-    for (int64_t i = count > per_parameter ? 1 : 0; i < count; i += stride) {
-      const double saved = values[i], h = 1e-5;
-      values[i] = saved + h;
-      const double plus = run.loss();
-      values[i] = saved - h;
-      const double minus = run.loss();
-      values[i] = saved;
-      const double numeric = (plus - minus) / (2 * h);
-      const double error = std::abs(numeric - grads[i]) / std::max(1e-4, std::abs(numeric));
-      if (error > worst) {
-        worst = error;
-        worst_index = i;
-      }
-    }
-    EXPECT_LT(worst, 1e-5) << run.config.name << " " << p.spec.name << " element " << worst_index
-                           << ": analytic " << grads[worst_index];
-  }
+  const int checked =
+      testing::expect_parameter_gradients(run.config.name, *run.params, [&] { return run.loss(); },
+                                          {.per_parameter = per_parameter,
+                                           .first_sampled = [](int64_t) { return 1; },
+                                           .relative_floor = 1e-4});
   EXPECT_GT(checked, 0);
 }
 

@@ -5,7 +5,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -17,17 +16,14 @@
 #include "runtime/train/trainer.h"
 #include "support/gradcheck.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/training_run.h"
 
 namespace ft {
 namespace {
 
+using testing::kSmallLlama;
 using testing::TempDir;
-
-const char* kSmallLlama = R"({
-  "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 259,
-  "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-  "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128,
-  "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": true})";
+using testing::train;
 
 // A small PEFT run on the PEFT example's data, its base the seeded random init (seed 5).
 config::RunConfig peft_run(const TempDir& dir, const std::string& output, const std::string& method,
@@ -50,19 +46,6 @@ config::RunConfig peft_run(const TempDir& dir, const std::string& output, const 
   config.set_threads(2);
   config.set_seed(5);
   return config;
-}
-
-TrainSummary train(config::RunConfig config, const std::string& resume = "",
-                   std::string* log_text = nullptr) {
-  std::ostringstream log;
-  TrainerOptions options;
-  options.config = std::move(config);
-  options.resume = resume;
-  options.log = &log;
-  Trainer trainer(std::move(options));
-  TrainSummary summary = trainer.run();
-  if (log_text) *log_text = log.str();
-  return summary;
 }
 
 std::vector<nlohmann::json> metrics_lines(const std::string& path) {

@@ -14,53 +14,29 @@
 #include <limits>
 #include <map>
 #include <optional>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "runtime/checkpoint/safetensors.h"
+#include "tests/support/expect_contains.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/round_trip_tensors.h"
 #include "tests/support/temp_dir.h"
 
 namespace ft::checkpoint {
 namespace {
 
+using ft::testing::bytes_of;
 using ft::testing::error_message;
+using ft::testing::random_bit_patterns;
 using ft::testing::read_file;
+using ft::testing::RoundTripTensors;
 using ft::testing::TempDir;
 
 namespace fs = std::filesystem;
 using Names = std::vector<std::string>;
 
 const std::string kFixtures = std::string(FT_TEST_DATA_DIR) + "/safetensors/";
-
-::testing::AssertionResult contains_text(const char* text_expression, const char* part_expression,
-                                         const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << text_expression << " is \"" << text << "\", which does not contain " << part_expression
-         << " = \"" << part << "\"";
-}
-#define EXPECT_CONTAINS(text, part) EXPECT_PRED_FORMAT2(contains_text, text, part)
-
-// Random bit patterns of width T: NaNs with payloads, infinities, denormals, -0 all included.
-template <typename T, typename Bits>
-std::vector<T> random_bit_patterns(size_t count, uint64_t seed) {
-  std::mt19937_64 generator(seed);
-  std::vector<T> values(count);
-  for (T& value : values) {
-    Bits bits = static_cast<Bits>(generator());
-    std::memcpy(static_cast<void*>(&value), &bits, sizeof(bits));
-  }
-  return values;
-}
-
-template <typename T>
-std::vector<uint8_t> bytes_of(const std::vector<T>& values) {
-  std::vector<uint8_t> bytes(values.size() * sizeof(T));
-  if (!bytes.empty()) std::memcpy(bytes.data(), values.data(), bytes.size());
-  return bytes;
-}
 
 // A file of 8-byte length + header + data, with the length given explicitly where a test lies.
 std::string write_raw(const TempDir& dir, const std::string& name, const std::string& header,
@@ -88,55 +64,30 @@ uint32_t float_bits(float value) {
 TEST(Safetensors, RoundTripIsBitExactForEveryDTypeAndShape) {
   TempDir dir;
   std::string path = dir.path("roundtrip.safetensors");
-  const std::vector<Shape> shapes = {{}, {1}, {7}, {3, 5}, {2, 3, 4}, {2, 1, 3, 2}, {0, 4}};
-  std::vector<std::vector<float>> f32s;
-  std::vector<std::vector<double>> f64s;
-  std::vector<std::vector<int32_t>> i32s;
-  std::vector<std::vector<bf16>> bf16s;
+  RoundTripTensors tensors(
+      {{}, {1}, {7}, {3, 5}, {2, 3, 4}, {2, 1, 3, 2}, {0, 4}},
+      {{DType::f32, "f32."}, {DType::f64, "f64."}, {DType::i32, "i32."}, {DType::bf16, "bf16."}});
   {
     SafetensorsWriter writer(path);
-    for (size_t i = 0; i < shapes.size(); ++i) {
-      size_t count = static_cast<size_t>(shapes[i].numel());
-      f32s.push_back(random_bit_patterns<float, uint32_t>(count, 10 + i));
-      f64s.push_back(random_bit_patterns<double, uint64_t>(count, 20 + i));
-      i32s.push_back(random_bit_patterns<int32_t, uint32_t>(count, 30 + i));
-      bf16s.push_back(random_bit_patterns<bf16, uint16_t>(count, 40 + i));
-      std::string suffix = std::to_string(i);
-      writer.add("f32." + suffix, Tensor(f32s[i].data(), DType::f32, shapes[i]));
-      writer.add("f64." + suffix, Tensor(f64s[i].data(), DType::f64, shapes[i]));
-      writer.add("i32." + suffix, Tensor(i32s[i].data(), DType::i32, shapes[i]));
-      writer.add("bf16." + suffix, Tensor(bf16s[i].data(), DType::bf16, shapes[i]));
-    }
+    tensors.write_each(
+        [&](const std::string& name, const Tensor& tensor) { writer.add(name, tensor); });
     writer.set_metadata("format", "pt");
     writer.commit();
   }
   // The writer copied at add(): scribbling over the sources now must not matter.
-  std::vector<std::vector<float>> f32_expected = f32s;
-  for (auto& values : f32s) std::fill(values.begin(), values.end(), 0.0f);
+  tensors.scribble_over_sources();
 
   SafetensorsReader reader(path);
   EXPECT_EQ(reader.path(), path);
-  EXPECT_EQ(reader.names().size(), 4 * shapes.size());
+  EXPECT_EQ(reader.names().size(), tensors.size());
   EXPECT_EQ(reader.metadata(), (std::map<std::string, std::string>{{"format", "pt"}}));
-  for (size_t i = 0; i < shapes.size(); ++i) {
-    SCOPED_TRACE("shape " + shapes[i].str());
-    std::string suffix = std::to_string(i);
-    size_t count = static_cast<size_t>(shapes[i].numel());
-    std::vector<float> f32(count);
-    std::vector<double> f64(count);
-    std::vector<int32_t> i32(count);
-    std::vector<bf16> bf(count);
-    reader.read("f32." + suffix, Tensor(f32.data(), DType::f32, shapes[i]));
-    reader.read("f64." + suffix, Tensor(f64.data(), DType::f64, shapes[i]));
-    reader.read("i32." + suffix, Tensor(i32.data(), DType::i32, shapes[i]));
-    reader.read("bf16." + suffix, Tensor(bf.data(), DType::bf16, shapes[i]));
-    EXPECT_EQ(bytes_of(f32), bytes_of(f32_expected[i]));
-    EXPECT_EQ(bytes_of(f64), bytes_of(f64s[i]));
-    EXPECT_EQ(bytes_of(i32), bytes_of(i32s[i]));
-    EXPECT_EQ(bytes_of(bf), bytes_of(bf16s[i]));
-    EXPECT_EQ(reader.shape("bf16." + suffix), shapes[i]);
-    EXPECT_EQ(reader.entry("bf16." + suffix).dtype, "BF16");
-    EXPECT_EQ(reader.entry("f64." + suffix).numel, shapes[i].numel());
+  tensors.expect_each_read_back(
+      [&](const std::string& name, const Tensor& dst) { reader.read(name, dst); });
+  for (size_t i = 0; i < tensors.shapes().size(); ++i) {
+    SCOPED_TRACE("shape " + tensors.shapes()[i].str());
+    EXPECT_EQ(reader.shape(tensors.name(DType::bf16, i)), tensors.shapes()[i]);
+    EXPECT_EQ(reader.entry(tensors.name(DType::bf16, i)).dtype, "BF16");
+    EXPECT_EQ(reader.entry(tensors.name(DType::f64, i)).numel, tensors.shapes()[i].numel());
   }
 }
 

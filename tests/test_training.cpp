@@ -13,17 +13,14 @@
 #include "runtime/train/tensorboard.h"
 #include "runtime/train/trainer.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/training_run.h"
 
 namespace ft {
 namespace {
 
+using testing::kSmallLlama;
 using testing::TempDir;
-
-const char* kSmallLlama = R"({
-  "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 259,
-  "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-  "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128,
-  "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": true})";
+using testing::train;
 
 config::RunConfig small_run(const TempDir& dir, const std::string& output, int max_steps) {
   config::RunConfig config;
@@ -45,16 +42,6 @@ config::RunConfig small_run(const TempDir& dir, const std::string& output, int m
   config.set_threads(2);
   config.set_seed(5);
   return config;
-}
-
-TrainSummary train(config::RunConfig config, const std::string& resume = "") {
-  std::ostringstream log;
-  TrainerOptions options;
-  options.config = std::move(config);
-  options.resume = resume;
-  options.log = &log;
-  Trainer trainer(std::move(options));
-  return trainer.run();
 }
 
 TEST(Training, LossFalls) {

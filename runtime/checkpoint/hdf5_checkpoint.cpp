@@ -1,15 +1,14 @@
 #include "runtime/checkpoint/hdf5_checkpoint.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
+#include <cstddef>
 #include <filesystem>
+#include <memory>
 #include <system_error>
+#include <type_traits>
 
+#include "runtime/checkpoint/durable_file.h"
+#include "runtime/checkpoint/float_convert.h"
 #include "runtime/checkpoint/hdf5_handle.h"
 
 namespace ft::checkpoint {
@@ -76,77 +75,20 @@ Handle make_dataspace(const Shape& shape, const std::string& file, const std::st
                         "H5Screate_simple", name);
 }
 
-// fsync(2) on a file or directory, so that what it holds (or the rename into it) reaches the disk.
-void fsync_path(const std::string& path, bool is_directory, const std::string& checkpoint) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (is_directory ? O_DIRECTORY : 0));
-  if (fd < 0)
-    fail("checkpoint {}: cannot open {} to fsync it: {}", checkpoint, path, std::strerror(errno));
-  int status = ::fsync(fd);
-  int saved_errno = errno;
-  ::close(fd);
-  // Some file systems cannot sync a directory (EINVAL); the rename itself has still happened.
-  if (status != 0 && !(is_directory && saved_errno == EINVAL))
-    fail("checkpoint {}: fsync of {} failed: {}", checkpoint, path, std::strerror(saved_errno));
-}
-
-inline double to_double(float value) {
-  return value;
-}
-inline double to_double(double value) {
-  return value;
-}
-inline double to_double(bf16 value) {
-  return bf16_to_float(value);
-}
-
-template <typename T>
-T from_double(double value);
-template <>
-float from_double<float>(double value) {
-  return static_cast<float>(value);
-}
-template <>
-double from_double<double>(double value) {
-  return value;
-}
-template <>
-bf16 from_double<bf16>(double value) {
-  return float_to_bf16(static_cast<float>(value));
-}
-
-template <typename Src, typename Dst>
-void convert(const Src* source, Dst* destination, int64_t count) {
-  for (int64_t i = 0; i < count; ++i) destination[i] = from_double<Dst>(to_double(source[i]));
-}
-
-template <typename Src>
-void convert_into(const Src* source, const Tensor& destination) {
-  switch (destination.dtype) {
-    case DType::f32:
-      return convert(source, destination.ptr<float>(), destination.numel());
-    case DType::f64:
-      return convert(source, destination.ptr<double>(), destination.numel());
-    case DType::bf16:
-      return convert(source, destination.ptr<bf16>(), destination.numel());
-    case DType::i32:
-      break;
-  }
-  fail("checkpoint: cannot convert floating-point data into {}", dtype_name(destination.dtype));
-}
-
 // Float conversion between f32, f64 and bf16 (f64 -> bf16 rounds through f32).
 void convert_floats(const Tensor& source, const Tensor& destination) {
-  switch (source.dtype) {
-    case DType::f32:
-      return convert_into(source.ptr<float>(), destination);
-    case DType::f64:
-      return convert_into(source.ptr<double>(), destination);
-    case DType::bf16:
-      return convert_into(source.ptr<bf16>(), destination);
-    case DType::i32:
-      break;
-  }
-  fail("checkpoint: cannot convert {} as floating-point data", dtype_name(source.dtype));
+  bool converted = false;
+  bool source_is_float = detail::visit_float_data(source, [&](const auto* from) {
+    converted = detail::visit_float_data(destination, [&](auto* to) {
+      using Destination = std::remove_pointer_t<decltype(to)>;
+      for (int64_t i = 0; i < destination.numel(); ++i)
+        to[i] = detail::convert_float<Destination>(from[i]);
+    });
+  });
+  if (!source_is_float)
+    fail("checkpoint: cannot convert {} as floating-point data", dtype_name(source.dtype));
+  if (!converted)
+    fail("checkpoint: cannot convert floating-point data into {}", dtype_name(destination.dtype));
 }
 
 }  // namespace
@@ -155,69 +97,53 @@ void convert_floats(const Tensor& source, const Tensor& destination) {
 // CheckpointWriter
 
 struct CheckpointWriter::Impl {
-  std::string final_path;
-  std::string tmp_path;
-  Handle file;               // open until commit()
-  Handle link_properties;    // creates missing intermediate groups
-  bool created_tmp = false;  // never delete a tmp some other writer owns
-  bool committed = false;
+  // Declared first so that it is destroyed last: an uncommitted tmp is deleted after the handles
+  // below have closed it, on destruction and on move-assignment alike.
+  detail::DurableFile output;
+  Handle file;             // open until commit()
+  Handle link_properties;  // creates missing intermediate groups
 
-  // Cleanup lives here so that destruction and move-assignment both remove an uncommitted tmp.
-  ~Impl() {
-    if (committed || !created_tmp) return;
-    link_properties.reset();
-    file.reset();
-    std::error_code ignored;
-    std::filesystem::remove(tmp_path, ignored);
-  }
+  explicit Impl(std::string final_path) : output("checkpoint", std::move(final_path)) {}
 
   void require_open(const char* call) const {
     if (!file.valid())
       fail("checkpoint {}: {} on a writer that was already committed (or failed to commit)",
-           final_path, call);
+           output.final_path(), call);
   }
 
   void require_new_attribute(const std::string& name) const {
     require_open("set_attribute");
-    if (name.empty()) fail("checkpoint {}: empty attribute name", final_path);
+    if (name.empty()) fail("checkpoint {}: empty attribute name", output.final_path());
     htri_t exists = H5Aexists(file.get(), name.c_str());
-    if (exists < 0) fail_hdf5(tmp_path, "H5Aexists", name);
-    if (exists > 0) fail("checkpoint {}: attribute '{}' set twice", final_path, name);
+    if (exists < 0) fail_hdf5(output.tmp_path(), "H5Aexists", name);
+    if (exists > 0) fail("checkpoint {}: attribute '{}' set twice", output.final_path(), name);
   }
 
   void write_scalar_attribute(const std::string& name, hid_t file_type, hid_t memory_type,
                               const void* value) {
     require_new_attribute(name);
-    Handle space = checked_handle(H5Screate(H5S_SCALAR), H5Sclose, tmp_path, "H5Screate", name);
+    Handle space =
+        checked_handle(H5Screate(H5S_SCALAR), H5Sclose, output.tmp_path(), "H5Screate", name);
     Handle attribute = checked_handle(
         H5Acreate2(file.get(), name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
-        H5Aclose, tmp_path, "H5Acreate2", name);
-    check_status(H5Awrite(attribute.get(), memory_type, value), tmp_path, "H5Awrite", name);
+        H5Aclose, output.tmp_path(), "H5Acreate2", name);
+    check_status(H5Awrite(attribute.get(), memory_type, value), output.tmp_path(), "H5Awrite",
+                 name);
   }
 };
 
-CheckpointWriter::CheckpointWriter(std::string final_path) : impl_(std::make_unique<Impl>()) {
+CheckpointWriter::CheckpointWriter(std::string final_path) {
   detail::silence_hdf5_errors();
   if (final_path.empty()) fail("CheckpointWriter: empty checkpoint path");
+  impl_ = std::make_unique<Impl>(std::move(final_path));
   Impl& writer = *impl_;
-  writer.final_path = std::move(final_path);
-  writer.tmp_path = writer.final_path + ".tmp";
-
-  std::filesystem::path parent = std::filesystem::path(writer.final_path).parent_path();
-  if (!parent.empty()) {
-    std::error_code error;
-    std::filesystem::create_directories(parent, error);
-    if (error)
-      fail("checkpoint {}: cannot create directory {}: {}", writer.final_path, parent.string(),
-           error.message());
-  }
-  writer.file =
-      checked_handle(H5Fcreate(writer.tmp_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
-                     H5Fclose, writer.tmp_path, "H5Fcreate", "");
-  writer.created_tmp = true;
-  writer.link_properties = checked_handle(H5Pcreate(H5P_LINK_CREATE), H5Pclose, writer.tmp_path,
+  const std::string& tmp_path = writer.output.tmp_path();
+  writer.file = checked_handle(H5Fcreate(tmp_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+                               H5Fclose, tmp_path, "H5Fcreate", "");
+  writer.output.tmp_created();
+  writer.link_properties = checked_handle(H5Pcreate(H5P_LINK_CREATE), H5Pclose, tmp_path,
                                           "H5Pcreate", "link creation properties");
-  check_status(H5Pset_create_intermediate_group(writer.link_properties.get(), 1), writer.tmp_path,
+  check_status(H5Pset_create_intermediate_group(writer.link_properties.get(), 1), tmp_path,
                "H5Pset_create_intermediate_group", "");
 }
 
@@ -233,48 +159,49 @@ CheckpointWriter::Impl& CheckpointWriter::writer(const char* call) {
 void CheckpointWriter::write_tensor(const std::string& name, const Tensor& tensor) {
   Impl& writer = this->writer("write_tensor");
   writer.require_open("write_tensor");
-  check_tensor_name(writer.final_path, name);
+  const std::string& final_path = writer.output.final_path();
+  const std::string& tmp_path = writer.output.tmp_path();
+  check_tensor_name(final_path, name);
   if (tensor.device != Device::cpu)
-    fail("checkpoint {}: tensor '{}' is {}; write_tensor takes CPU tensors", writer.final_path,
-         name, tensor.describe());
+    fail("checkpoint {}: tensor '{}' is {}; write_tensor takes CPU tensors", final_path, name,
+         tensor.describe());
   if (tensor.data == nullptr && tensor.numel() != 0)
-    fail("checkpoint {}: tensor '{}' ({}) has no data", writer.final_path, name, tensor.describe());
+    fail("checkpoint {}: tensor '{}' ({}) has no data", final_path, name, tensor.describe());
 
-  ObjectKind existing = detail::object_kind(writer.file.get(), writer.tmp_path, name);
+  ObjectKind existing = detail::object_kind(writer.file.get(), tmp_path, name);
   if (existing == ObjectKind::dataset)
-    fail("checkpoint {}: tensor '{}' written twice", writer.final_path, name);
+    fail("checkpoint {}: tensor '{}' written twice", final_path, name);
   if (existing != ObjectKind::missing)
-    fail("checkpoint {}: cannot write tensor '{}': a group of that name exists", writer.final_path,
-         name);
+    fail("checkpoint {}: cannot write tensor '{}': a group of that name exists", final_path, name);
 
   for (size_t slash = name.find('/'); slash != std::string::npos;
        slash = name.find('/', slash + 1)) {
     std::string parent = name.substr(0, slash);
-    if (detail::object_kind(writer.file.get(), writer.tmp_path, parent) == ObjectKind::dataset)
-      fail("checkpoint {}: cannot write tensor '{}': '{}' is a tensor, not a group",
-           writer.final_path, name, parent);
+    if (detail::object_kind(writer.file.get(), tmp_path, parent) == ObjectKind::dataset)
+      fail("checkpoint {}: cannot write tensor '{}': '{}' is a tensor, not a group", final_path,
+           name, parent);
   }
 
   StorageTypes types = storage_types(tensor.dtype);
-  Handle space = make_dataspace(tensor.shape, writer.final_path, name);
+  Handle space = make_dataspace(tensor.shape, final_path, name);
   // Contiguous layout (the default) and one H5Dwrite: no chunking or filters for serial files.
   Handle dataset =
       checked_handle(H5Dcreate2(writer.file.get(), name.c_str(), types.file_type, space.get(),
                                 writer.link_properties.get(), H5P_DEFAULT, H5P_DEFAULT),
-                     H5Dclose, writer.tmp_path, "H5Dcreate2", name);
+                     H5Dclose, tmp_path, "H5Dcreate2", name);
   if (tensor.numel() != 0) {
     check_status(
         H5Dwrite(dataset.get(), types.memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, tensor.data),
-        writer.tmp_path, "H5Dwrite", name);
+        tmp_path, "H5Dwrite", name);
   }
   if (tensor.dtype == DType::bf16)
-    detail::write_string_attribute(dataset.get(), writer.tmp_path, kDTypeAttribute, "bf16");
+    detail::write_string_attribute(dataset.get(), tmp_path, kDTypeAttribute, "bf16");
 }
 
 void CheckpointWriter::set_attribute(const std::string& name, const std::string& value) {
   Impl& writer = this->writer("set_attribute");
   writer.require_new_attribute(name);
-  detail::write_string_attribute(writer.file.get(), writer.tmp_path, name, value);
+  detail::write_string_attribute(writer.file.get(), writer.output.tmp_path(), name, value);
 }
 
 void CheckpointWriter::set_attribute(const std::string& name, int64_t value) {
@@ -288,18 +215,13 @@ void CheckpointWriter::set_attribute(const std::string& name, double value) {
 void CheckpointWriter::commit() {
   Impl& writer = this->writer("commit");
   writer.require_open("commit");
-  check_status(H5Fflush(writer.file.get(), H5F_SCOPE_GLOBAL), writer.tmp_path, "H5Fflush", "");
+  const std::string& tmp_path = writer.output.tmp_path();
+  check_status(H5Fflush(writer.file.get(), H5F_SCOPE_GLOBAL), tmp_path, "H5Fflush", "");
   writer.link_properties.reset();
   // Every dataset and attribute handle is already closed, so this really closes the file.
-  check_status(writer.file.close(), writer.tmp_path, "H5Fclose", "");
-  fsync_path(writer.tmp_path, false, writer.final_path);
-
-  if (std::rename(writer.tmp_path.c_str(), writer.final_path.c_str()) != 0)
-    fail("checkpoint {}: rename from {} failed: {}", writer.final_path, writer.tmp_path,
-         std::strerror(errno));
-  writer.committed = true;
-  std::filesystem::path parent = std::filesystem::path(writer.final_path).parent_path();
-  fsync_path(parent.empty() ? "." : parent.string(), true, writer.final_path);
+  check_status(writer.file.close(), tmp_path, "H5Fclose", "");
+  writer.output.sync_tmp();
+  writer.output.commit();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,18 +7,16 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string_view>
-#include <system_error>
 #include <tuple>
 #include <utility>
 
+#include "runtime/checkpoint/durable_file.h"
 #include "runtime/checkpoint/safetensors_dtypes.h"
 
 namespace ft::checkpoint {
@@ -76,16 +74,6 @@ class FileDescriptor {
  private:
   int fd_ = -1;
 };
-
-// fsync(2) on a file or directory, so that what it holds (or the rename into it) reaches the disk.
-void fsync_path(const std::string& path, bool is_directory, const std::string& file) {
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | (is_directory ? O_DIRECTORY : 0)));
-  if (!fd.valid())
-    fail("safetensors {}: cannot open {} to fsync it: {}", file, path, std::strerror(errno));
-  // Some file systems cannot sync a directory (EINVAL); the rename itself has still happened.
-  if (::fsync(fd.get()) != 0 && !(is_directory && errno == EINVAL))
-    fail("safetensors {}: fsync of {} failed: {}", file, path, std::strerror(errno));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Header parsing
@@ -373,26 +361,19 @@ struct SafetensorsWriter::Impl {
     std::vector<unsigned char> bytes;
   };
 
-  std::string final_path;
-  std::string tmp_path;
-  FileDescriptor tmp;        // open until commit()
-  bool created_tmp = false;  // never delete a tmp some other writer owns
-  bool committed = false;
+  // Declared first so that it is destroyed last: an uncommitted tmp is deleted after `tmp` has
+  // closed it, on destruction and on move-assignment alike.
+  detail::DurableFile output;
+  FileDescriptor tmp;  // open until commit()
   std::map<std::string, Pending> tensors;
   std::map<std::string, std::string> metadata;
 
-  // Cleanup lives here so that destruction and move-assignment both remove an uncommitted tmp.
-  ~Impl() {
-    if (committed || !created_tmp) return;
-    tmp.reset();
-    std::error_code ignored;
-    std::filesystem::remove(tmp_path, ignored);
-  }
+  explicit Impl(std::string final_path) : output("safetensors", std::move(final_path)) {}
 
   void require_open(const char* call) const {
     if (!tmp.valid())
       fail("safetensors {}: {} on a writer that was already committed (or failed to commit)",
-           final_path, call);
+           output.final_path(), call);
   }
 
   // The header: "__metadata__" first, then tensors in data order, as the library writes it.
@@ -403,9 +384,9 @@ struct SafetensorsWriter::Impl {
       bool first = true;
       for (const auto& [key, value] : metadata) {
         if (!first) json += ",";
-        json += json_string(key, final_path, "metadata key");
+        json += json_string(key, output.final_path(), "metadata key");
         json += ":";
-        json += json_string(value, final_path, "metadata value");
+        json += json_string(value, output.final_path(), "metadata value");
         first = false;
       }
       json += "}";
@@ -417,7 +398,7 @@ struct SafetensorsWriter::Impl {
                                 pending.shape.dims.begin() + pending.shape.rank);
       json += fmt::format("{}{}:{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
                           json.size() > 1 ? "," : "",
-                          json_string(tensor->first, final_path, "tensor name"),
+                          json_string(tensor->first, output.final_path(), "tensor name"),
                           safetensors_dtype_of(pending.dtype).name, fmt::join(dims, ","), offset,
                           offset + pending.bytes.size());
       offset += pending.bytes.size();
@@ -433,32 +414,25 @@ struct SafetensorsWriter::Impl {
       ssize_t written = ::write(tmp.get(), in, std::min<size_t>(bytes, 1u << 30));
       if (written < 0 && errno == EINTR) continue;
       if (written < 0)
-        fail("safetensors {}: writing {} failed: {}", final_path, tmp_path, std::strerror(errno));
+        fail("safetensors {}: writing {} failed: {}", output.final_path(), output.tmp_path(),
+             std::strerror(errno));
       in += written;
       bytes -= static_cast<size_t>(written);
     }
   }
 };
 
-SafetensorsWriter::SafetensorsWriter(std::string final_path) : impl_(std::make_unique<Impl>()) {
+SafetensorsWriter::SafetensorsWriter(std::string final_path) {
   if (final_path.empty()) fail("SafetensorsWriter: empty file path");
+  impl_ = std::make_unique<Impl>(std::move(final_path));
   Impl& writer = *impl_;
-  writer.final_path = std::move(final_path);
-  writer.tmp_path = writer.final_path + ".tmp";
-  std::filesystem::path parent = std::filesystem::path(writer.final_path).parent_path();
-  if (!parent.empty()) {
-    std::error_code error;
-    std::filesystem::create_directories(parent, error);
-    if (error)
-      fail("safetensors {}: cannot create directory {}: {}", writer.final_path, parent.string(),
-           error.message());
-  }
-  writer.tmp = FileDescriptor(
-      ::open(writer.tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  const std::string& tmp_path = writer.output.tmp_path();
+  writer.tmp =
+      FileDescriptor(::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!writer.tmp.valid())
-    fail("safetensors {}: cannot create {}: {}", writer.final_path, writer.tmp_path,
+    fail("safetensors {}: cannot create {}: {}", writer.output.final_path(), tmp_path,
          std::strerror(errno));
-  writer.created_tmp = true;
+  writer.output.tmp_created();
 }
 
 SafetensorsWriter::~SafetensorsWriter() = default;
@@ -473,20 +447,19 @@ SafetensorsWriter::Impl& SafetensorsWriter::writer(const char* call) {
 void SafetensorsWriter::add(const std::string& name, const Tensor& tensor) {
   Impl& writer = this->writer("add");
   writer.require_open("add");
+  const std::string& file = writer.output.final_path();
   if (name.empty() || name == kMetadataKey)
-    fail("safetensors {}: invalid tensor name '{}'", writer.final_path, name);
-  json_string(name, writer.final_path, "tensor name");
-  if (writer.tensors.count(name))
-    fail("safetensors {}: tensor '{}' added twice", writer.final_path, name);
+    fail("safetensors {}: invalid tensor name '{}'", file, name);
+  json_string(name, file, "tensor name");
+  if (writer.tensors.count(name)) fail("safetensors {}: tensor '{}' added twice", file, name);
   if (tensor.device != Device::cpu)
-    fail("safetensors {}: tensor '{}' is {}; add() takes CPU tensors", writer.final_path, name,
+    fail("safetensors {}: tensor '{}' is {}; add() takes CPU tensors", file, name,
          tensor.describe());
   for (int axis = 0; axis < tensor.rank(); ++axis)
     if (tensor.shape[axis] < 0)
-      fail("safetensors {}: tensor '{}' has shape {}", writer.final_path, name, tensor.shape.str());
+      fail("safetensors {}: tensor '{}' has shape {}", file, name, tensor.shape.str());
   if (tensor.data == nullptr && tensor.numel() != 0)
-    fail("safetensors {}: tensor '{}' ({}) has no data", writer.final_path, name,
-         tensor.describe());
+    fail("safetensors {}: tensor '{}' ({}) has no data", file, name, tensor.describe());
   const auto* data = static_cast<const unsigned char*>(tensor.data);
   Impl::Pending pending{tensor.dtype, tensor.shape,
                         std::vector<unsigned char>(data, data + tensor.bytes())};
@@ -496,15 +469,17 @@ void SafetensorsWriter::add(const std::string& name, const Tensor& tensor) {
 void SafetensorsWriter::set_metadata(const std::string& key, const std::string& value) {
   Impl& writer = this->writer("set_metadata");
   writer.require_open("set_metadata");
-  json_string(key, writer.final_path, "metadata key");
-  json_string(value, writer.final_path, "metadata value");
+  const std::string& file = writer.output.final_path();
+  json_string(key, file, "metadata key");
+  json_string(value, file, "metadata value");
   if (!writer.metadata.emplace(key, value).second)
-    fail("safetensors {}: metadata '{}' set twice", writer.final_path, key);
+    fail("safetensors {}: metadata '{}' set twice", file, key);
 }
 
 void SafetensorsWriter::commit() {
   Impl& writer = this->writer("commit");
   writer.require_open("commit");
+  const std::string& file = writer.output.final_path();
   std::vector<const std::pair<const std::string, Impl::Pending>*> order;
   for (const auto& tensor : writer.tensors) order.push_back(&tensor);
   auto rank = [](DType dtype) { return safetensors_dtype_of(dtype).order; };
@@ -519,19 +494,14 @@ void SafetensorsWriter::commit() {
   for (const auto* tensor : order)
     writer.write_all(tensor->second.bytes.data(), tensor->second.bytes.size());
   if (::fsync(writer.tmp.get()) != 0)
-    fail("safetensors {}: fsync of {} failed: {}", writer.final_path, writer.tmp_path,
+    fail("safetensors {}: fsync of {} failed: {}", file, writer.output.tmp_path(),
          std::strerror(errno));
   if (writer.tmp.close() != 0)
-    fail("safetensors {}: closing {} failed: {}", writer.final_path, writer.tmp_path,
+    fail("safetensors {}: closing {} failed: {}", file, writer.output.tmp_path(),
          std::strerror(errno));
   writer.tensors.clear();
 
-  if (std::rename(writer.tmp_path.c_str(), writer.final_path.c_str()) != 0)
-    fail("safetensors {}: rename from {} failed: {}", writer.final_path, writer.tmp_path,
-         std::strerror(errno));
-  writer.committed = true;
-  std::filesystem::path parent = std::filesystem::path(writer.final_path).parent_path();
-  fsync_path(parent.empty() ? "." : parent.string(), true, writer.final_path);
+  writer.output.commit();
 }
 
 }  // namespace ft::checkpoint

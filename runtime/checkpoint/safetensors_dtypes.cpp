@@ -7,6 +7,8 @@
 #include <limits>
 #include <type_traits>
 
+#include "runtime/checkpoint/float_convert.h"
+
 namespace ft::checkpoint::detail {
 
 namespace {
@@ -34,32 +36,9 @@ struct Half {  // binary16 bits, a distinct type for overloading
   uint16_t bits;
 };
 
-inline double to_double(float value) {
-  return value;
-}
-inline double to_double(double value) {
-  return value;
-}
-inline double to_double(bf16 value) {
-  return bf16_to_float(value);
-}
+// Found by argument-dependent lookup from convert_float (float_convert.h).
 inline double to_double(Half value) {
   return half_to_float(value.bits);
-}
-
-template <typename T>
-T from_double(double value);
-template <>
-float from_double<float>(double value) {
-  return static_cast<float>(value);
-}
-template <>
-double from_double<double>(double value) {
-  return value;
-}
-template <>
-bf16 from_double<bf16>(double value) {
-  return float_to_bf16(static_cast<float>(value));
 }
 
 template <typename T>
@@ -73,23 +52,16 @@ template <typename Source, typename Destination>
 ElementConverter float_converter(Destination* destination) {
   return [destination](const unsigned char* bytes, int64_t first, int64_t count) {
     for (int64_t i = 0; i < count; ++i)
-      destination[first + i] = from_double<Destination>(to_double(load<Source>(bytes, i)));
+      destination[first + i] = convert_float<Destination>(load<Source>(bytes, i));
   };
 }
 
 template <typename Source>
 ElementConverter float_converter_into(const Tensor& dst) {
-  switch (dst.dtype) {
-    case DType::f32:
-      return float_converter<Source>(dst.ptr<float>());
-    case DType::f64:
-      return float_converter<Source>(dst.ptr<double>());
-    case DType::bf16:
-      return float_converter<Source>(dst.ptr<bf16>());
-    case DType::i32:
-      break;
-  }
-  return nullptr;
+  ElementConverter converter;  // stays empty for a non-float dst
+  visit_float_data(dst,
+                   [&](auto* destination) { converter = float_converter<Source>(destination); });
+  return converter;
 }
 
 // Integers into i32, failing on a value out of range (BOOL: on a byte other than 0 or 1).
