@@ -10,7 +10,9 @@
 
 #include "kernels/ops.h"
 #include "models/peft/saved_prompt.h"
+#include "runtime/buffer.h"
 #include "runtime/checkpoint/safetensors.h"
+#include "runtime/device.h"
 
 namespace ft {
 namespace {
@@ -40,12 +42,15 @@ std::string module_kind(const std::string& module) {
 }
 
 json adapter_config(const PeftSpec& spec, const ModelConfig& model, const PeftExportInfo& info) {
-  json config = {{"peft_type", peft_type_name(spec.method)},
-                 {"task_type", "CAUSAL_LM"},
-                 {"base_model_name_or_path", info.base_model_name_or_path},
-                 {"revision", nullptr},
-                 {"inference_mode", true},
-                 {"auto_mapping", nullptr}};
+  json config = {
+      {"peft_type", peft_type_name(spec.method)},
+      {"task_type", "CAUSAL_LM"},
+      // PEFT writes null when the base is unknown.
+      {"base_model_name_or_path",
+       info.base_model_name_or_path.empty() ? json(nullptr) : json(info.base_model_name_or_path)},
+      {"revision", nullptr},
+      {"inference_mode", true},
+      {"auto_mapping", nullptr}};
   if (spec.method == PeftMethod::lora) {
     std::vector<std::string> targets;
     for (const std::string& target : spec.target_modules) {
@@ -93,12 +98,48 @@ json adapter_config(const PeftSpec& spec, const ModelConfig& model, const PeftEx
   return config;
 }
 
-// A host f32 copy of a parameter (PEFT files hold fp32).
+// A host f32 copy of a parameter (PEFT files hold fp32), staged through the host when the
+// parameter lives on a GPU.
 std::vector<float> as_f32(const Tensor& value) {
   std::vector<float> host(value.numel());
   OpContext ctx;
-  ops::cast(ctx, Tensor(host.data(), DType::f32, value.shape), value);
+  if (value.device == Device::cpu) {
+    ops::cast(ctx, Tensor(host.data(), DType::f32, value.shape), value);
+    return host;
+  }
+  Buffer staging(Device::cpu, value.bytes());
+  copy_tensor(staging.view(value.dtype, value.shape), value);
+  ops::cast(ctx, Tensor(host.data(), DType::f32, value.shape),
+            staging.view(value.dtype, value.shape));
   return host;
+}
+
+// PEFT's prompt_embeddings table for the adapter in `params`, on the host in fp32.
+std::vector<float> saved_prompt_f32(const OpContext& ctx, const PeftSpec& spec,
+                                    const ModelConfig& model, const ParameterStore& params) {
+  const Shape shape = saved_prompt_shape(spec, model);
+  std::vector<float> table(shape.numel());
+  const Tensor host(table.data(), DType::f32, shape);
+  if (params.device() == Device::cpu) {
+    compute_saved_prompt(ctx, spec, model, params, host);
+  } else {
+    Buffer on_device(params.device(), host.bytes());
+    compute_saved_prompt(ctx, spec, model, params, on_device.view(DType::f32, shape));
+    copy_tensor(host, on_device.view(DType::f32, shape));
+  }
+  return table;
+}
+
+// Reads a stored tensor into a parameter on any device.
+void read_parameter(const checkpoint::SafetensorsReader& weights, const std::string& stored,
+                    const Tensor& value) {
+  if (value.device == Device::cpu) {
+    weights.read(stored, value);
+    return;
+  }
+  Buffer staging(Device::cpu, value.bytes());
+  weights.read(stored, staging.view(value.dtype, value.shape));
+  copy_tensor(value, staging.view(value.dtype, value.shape));
 }
 
 void write_text_atomically(const std::string& path, const std::string& text) {
@@ -141,15 +182,16 @@ void expect_equal(const json& config, const std::string& key, const T& expected,
     fail("{}: {} = {}, but {} is {}", path, key, json(stored).dump(), what, json(expected).dump());
 }
 
-// Which ft method reads a folder of this peft_type, or an error saying what to configure.
+// Refuses a folder of this peft_type unless this run's method reads it, saying what to configure.
 void check_method(const std::string& peft_type, const PeftSpec& spec, const std::string& path) {
   const PeftMethod method = spec.method;
   if (peft_type == "PROMPT_TUNING" || peft_type == "P_TUNING") {
     if (method == PeftMethod::prompt_tuning) return;
     if (method == PeftMethod::p_tuning)
       fail(
-          "{}: peft_type {}: PEFT saves P-tuning's encoder output, not the encoder; load it with "
-          "peft.method prompt_tuning (the same model) to evaluate or keep tuning",
+          "{}: peft_type {}: the folder holds the virtual-token embeddings (PEFT saves P-tuning's "
+          "encoder output, not the encoder); load it with peft.method prompt_tuning (the same "
+          "model) to evaluate or keep tuning",
           path, peft_type);
   } else if (peft_type == "PREFIX_TUNING") {
     if (method == PeftMethod::prefix_tuning && !spec.prefix_projection) return;
@@ -166,6 +208,98 @@ void check_method(const std::string& peft_type, const PeftSpec& spec, const std:
   }
   fail("{}: peft_type {} cannot be loaded by peft.method {}", path, peft_type,
        peft_method_name(method));
+}
+
+// A stored tensor and the parameter it fills.
+struct PlannedRead {
+  std::string stored;
+  std::string param;
+};
+
+// Prompt learning: the one prompt_embeddings table, checked against the config and the model.
+std::vector<PlannedRead> plan_prompt_import(const json& config, const std::string& peft_type,
+                                            const PeftSpec& spec, const ModelConfig& model,
+                                            const checkpoint::SafetensorsReader& weights,
+                                            const std::string& config_path) {
+  expect_equal<int64_t>(config, "num_virtual_tokens", spec.num_virtual_tokens, config_path,
+                        "peft.num_virtual_tokens");
+  expect_equal<int64_t>(config, "num_layers", model.num_layers, config_path,
+                        "the model's num_layers");
+  const bool prefix = spec.method == PeftMethod::prefix_tuning;
+  expect_equal<int64_t>(config, "token_dim", prefix ? model.kv_dim() : model.hidden_size,
+                        config_path, prefix ? "the model's key/value width" : "hidden_size");
+  // The prefix's rows are laid out per key/value head: the head split must agree too.
+  if (prefix)
+    expect_equal<int64_t>(config, "num_attention_heads", model.num_kv_heads, config_path,
+                          "the model's key/value heads");
+  const std::string name = "prompt_embeddings";
+  const std::string& path = weights.path();
+  if (!weights.contains(name))
+    fail("{}: tensor '{}' is missing (a {} adapter holds it)", path, name, peft_type);
+  for (const std::string& stored : weights.names())
+    if (stored != name)
+      fail("{}: tensor '{}' is not part of a {} adapter (it holds only '{}')", path, stored,
+           peft_type, name);
+  const Shape expected = saved_prompt_shape(spec, model);
+  if (!(weights.shape(name) == expected))
+    fail("{}: tensor '{}' has shape {}, this model needs {}", path, name, weights.shape(name).str(),
+         expected.str());
+  return {{name, name}};
+}
+
+// LoRA: rank, scale and variant from the config; one A and one B per module the run targets.
+std::vector<PlannedRead> plan_lora_import(const json& config, const PeftSpec& spec,
+                                          const ParameterStore& params,
+                                          const checkpoint::SafetensorsReader& weights,
+                                          const std::string& config_path) {
+  expect_equal<int64_t>(config, "r", spec.lora_r, config_path, "peft.lora_r");
+  const double alpha = required<double>(config, "lora_alpha", config_path);
+  if (std::abs(alpha - spec.lora_alpha) > 1e-12 * std::abs(alpha))
+    fail("{}: lora_alpha = {}, but peft.lora_alpha is {}", config_path, alpha, spec.lora_alpha);
+  const bool rslora = config.contains("use_rslora") && config["use_rslora"].is_boolean() &&
+                      config["use_rslora"].get<bool>();
+  if (rslora != spec.use_rslora)
+    fail("{}: use_rslora = {}, but peft.use_rslora is {}", config_path, rslora, spec.use_rslora);
+  for (const char* unsupported : {"use_dora", "modules_to_save", "lora_bias"}) {
+    auto found = config.find(unsupported);
+    if (found != config.end() && !found->is_null() && *found != json(false))
+      fail("{}: {} = {}: ft trains plain LoRA weights only", config_path, unsupported,
+           found->dump());
+  }
+  // Per-module ranks or scales would silently change the model under one global scale.
+  for (const char* pattern : {"rank_pattern", "alpha_pattern"}) {
+    auto found = config.find(pattern);
+    if (found != config.end() && !found->is_null() && !found->empty())
+      fail("{}: {} = {}: ft uses one rank and one lora_alpha for every module", config_path,
+           pattern, found->dump());
+  }
+  if (config.contains("bias") && config["bias"] != "none")
+    fail("{}: bias = {}: ft's LoRA trains no biases (expected \"none\")", config_path,
+         config["bias"].dump());
+
+  const std::string& path = weights.path();
+  std::vector<PlannedRead> reads;
+  std::set<std::string> expected;
+  for (const LoraTarget& target : spec.lora_targets) {
+    for (const std::string& name : {target.a_name(), target.b_name()}) {
+      const std::string stored = kLoraPrefix + name;
+      expected.insert(stored);
+      if (!weights.contains(stored))
+        fail(
+            "{}: tensor '{}' is missing: peft.target_modules selects {}, which this adapter does "
+            "not adapt",
+            path, stored, target.module);
+      const Shape& shape = params.at(name).value.shape;
+      if (!(weights.shape(stored) == shape))
+        fail("{}: tensor '{}' has shape {}, this model needs {}", path, stored,
+             weights.shape(stored).str(), shape.str());
+      reads.push_back({stored, name});
+    }
+  }
+  for (const std::string& name : weights.names())
+    if (!expected.count(name))
+      fail("{}: tensor '{}' is not among the modules peft.target_modules selects", path, name);
+  return reads;
 }
 
 }  // namespace
@@ -190,10 +324,9 @@ void export_peft_adapter(const std::string& dir, const PeftSpec& spec, const Mod
       }
     }
   } else {
-    const Shape shape = saved_prompt_shape(spec, model);
-    std::vector<float> table(shape.numel());
-    compute_saved_prompt(ctx, spec, model, params, Tensor(table.data(), DType::f32, shape));
-    writer.add("prompt_embeddings", Tensor(table.data(), DType::f32, shape));
+    std::vector<float> table = saved_prompt_f32(ctx, spec, model, params);
+    writer.add("prompt_embeddings",
+               Tensor(table.data(), DType::f32, saved_prompt_shape(spec, model)));
   }
   writer.commit();
   write_text_atomically(dir + "/" + kConfigFile, adapter_config(spec, model, info).dump(2) + "\n");
@@ -201,6 +334,7 @@ void export_peft_adapter(const std::string& dir, const PeftSpec& spec, const Mod
 
 void import_peft_adapter(const std::string& dir, const PeftSpec& spec, const ModelConfig& model,
                          const ParameterStore& params, const std::string& base_fingerprint) {
+  FT_CHECK(spec.is_peft(), "full fine-tuning has no adapter to import");
   const std::string config_path = dir + "/" + kConfigFile;
   const std::string weights_path = dir + "/" + kWeightsFile;
   const json config = read_config(config_path);
@@ -215,64 +349,13 @@ void import_peft_adapter(const std::string& dir, const PeftSpec& spec, const Mod
         "fingerprint {}. Load the base it was trained on with model.init_from",
         weights_path, fingerprint->second, base_fingerprint);
 
-  if (spec.method != PeftMethod::lora) {
-    expect_equal<int64_t>(config, "num_virtual_tokens", spec.num_virtual_tokens, config_path,
-                          "peft.num_virtual_tokens");
-    expect_equal<int64_t>(config, "num_layers", model.num_layers, config_path,
-                          "the model's num_layers");
-    const bool prefix = spec.method == PeftMethod::prefix_tuning;
-    expect_equal<int64_t>(config, "token_dim", prefix ? model.kv_dim() : model.hidden_size,
-                          config_path, prefix ? "the model's key/value width" : "hidden_size");
-    const std::string name = "prompt_embeddings";
-    if (!weights.contains(name))
-      fail("{}: tensor '{}' is missing (a {} adapter holds it)", weights_path, name, peft_type);
-    const Shape expected = saved_prompt_shape(spec, model);
-    if (!(weights.shape(name) == expected))
-      fail("{}: tensor '{}' has shape {}, this model needs {}", weights_path, name,
-           weights.shape(name).str(), expected.str());
-    weights.read(name, params.at(name).value);
-    return;
-  }
-
-  expect_equal<int64_t>(config, "r", spec.lora_r, config_path, "peft.lora_r");
-  const double alpha = required<double>(config, "lora_alpha", config_path);
-  if (std::abs(alpha - spec.lora_alpha) > 1e-12 * std::abs(alpha))
-    fail("{}: lora_alpha = {}, but peft.lora_alpha is {}", config_path, alpha, spec.lora_alpha);
-  const bool rslora = config.contains("use_rslora") && config["use_rslora"].is_boolean() &&
-                      config["use_rslora"].get<bool>();
-  if (rslora != spec.use_rslora)
-    fail("{}: use_rslora = {}, but peft.use_rslora is {}", config_path, rslora, spec.use_rslora);
-  for (const char* unsupported : {"use_dora", "modules_to_save"}) {
-    auto found = config.find(unsupported);
-    if (found != config.end() && !found->is_null() && *found != json(false))
-      fail("{}: {} = {}: ft trains plain LoRA weights only", config_path, unsupported,
-           found->dump());
-  }
-  if (config.contains("bias") && config["bias"] != "none")
-    fail("{}: bias = {}: ft's LoRA trains no biases (expected \"none\")", config_path,
-         config["bias"].dump());
-
-  std::set<std::string> expected;
-  for (const LoraTarget& target : spec.lora_targets) {
-    for (const std::string& name : {target.a_name(), target.b_name()}) {
-      const std::string stored = kLoraPrefix + name;
-      expected.insert(stored);
-      if (!weights.contains(stored))
-        fail(
-            "{}: tensor '{}' is missing: peft.target_modules selects {}, which this adapter does "
-            "not adapt",
-            weights_path, stored, target.module);
-      const Tensor value = params.at(name).value;
-      if (!(weights.shape(stored) == value.shape))
-        fail("{}: tensor '{}' has shape {}, this model needs {}", weights_path, stored,
-             weights.shape(stored).str(), value.shape.str());
-      weights.read(stored, value);
-    }
-  }
-  for (const std::string& name : weights.names())
-    if (!expected.count(name))
-      fail("{}: tensor '{}' is not among the modules peft.target_modules selects", weights_path,
-           name);
+  // Everything is checked before any parameter is written: a refused folder changes nothing.
+  const std::vector<PlannedRead> reads =
+      spec.method == PeftMethod::lora
+          ? plan_lora_import(config, spec, params, weights, config_path)
+          : plan_prompt_import(config, peft_type, spec, model, weights, config_path);
+  for (const PlannedRead& read : reads)
+    read_parameter(weights, read.stored, params.at(read.param).value);
 }
 
 }  // namespace ft

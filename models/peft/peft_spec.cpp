@@ -142,8 +142,11 @@ void resolve_virtual_tokens(const config::PeftConfig& peft, const ModelConfig& m
   if (peft.encoder_hidden_size() < 0)
     fail("peft.encoder_hidden_size = {}: expected 0 (the model's hidden_size) or a width",
          peft.encoder_hidden_size());
+  // PEFT's default width is token_dim: the key/value width for prefix tuning, else hidden_size.
+  const int64_t token_dim =
+      spec.method == PeftMethod::prefix_tuning ? model.kv_dim() : model.hidden_size;
   spec.encoder_hidden_size =
-      peft.encoder_hidden_size() > 0 ? peft.encoder_hidden_size() : model.hidden_size;
+      peft.encoder_hidden_size() > 0 ? peft.encoder_hidden_size() : token_dim;
 }
 
 }  // namespace
