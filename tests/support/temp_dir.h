@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -14,9 +15,10 @@ class TempDir {
  public:
   TempDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = std::filesystem::temp_directory_path() /
-            ("ft_" + std::string(info ? info->test_suite_name() : "test") + "_" +
-             std::string(info ? info->name() : "") + "_" + std::to_string(::getpid()));
+    std::string name = "ft_" + std::string(info ? info->test_suite_name() : "test") + "_" +
+                       std::string(info ? info->name() : "") + "_" + std::to_string(::getpid());
+    std::replace(name.begin(), name.end(), '/', '_');  // parameterized tests: "Suite/Case/0"
+    path_ = std::filesystem::temp_directory_path() / name;
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }
