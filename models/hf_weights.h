@@ -1,0 +1,29 @@
+// The base model's weights from a Hugging Face checkpoint: one model.safetensors, or the shards
+// a model.safetensors.index.json names in its weight_map.
+//
+// Names are Hugging Face's (models/param_layout.h), so loading is a copy per parameter, with two
+// translations: GPT-2's Conv1D matrices (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj weights)
+// are stored (in, out) and transposed into ft's (out, in); and GPT-2 files saved from the bare
+// GPT2Model (the hub's gpt2 checkpoints) name tensors without the "transformer." prefix.
+// Non-parameter buffers (GPT-2's attn.bias / attn.masked_bias, rotary inv_freq) and a tied
+// lm_head.weight are skipped; any other tensor the model has no parameter for is an error, so a
+// checkpoint of another shape of model (more layers, another family) is not half loaded.
+#pragma once
+
+#include <string>
+
+#include "models/model_config.h"
+#include "runtime/parameters.h"
+
+namespace ft {
+
+// `path`: a .safetensors file, a model.safetensors.index.json, or a folder holding either
+// (model.safetensors preferred). Fills every parameter of transformer_param_specs(config) in
+// `params` (frozen or trainable, on any device, converting the stored dtype to the store's).
+// Errors name the file and the tensor: a missing tensor, a stored shape other than the expected
+// one (both printed), an unexpected tensor, a weight_map shard that lacks the tensor it should
+// hold. These are all found before any parameter is written.
+void load_hf_weights(const std::string& path, const ModelConfig& config,
+                     const ParameterStore& params);
+
+}  // namespace ft
