@@ -389,7 +389,7 @@ TEST(ConfigValidate, NamesTheFieldAndWhatIsExpected) {
       {"optim.grad_clip=-0.5", "config field optim.grad_clip = -0.5: expected a number >= 0"},
       {"optim.warmup_steps=-3", "config field optim.warmup_steps = -3: expected an integer >= 0"},
       {"data.train_file=", "config field data.train_file is empty"},
-      {"data.format=csv", "config field data.format = 'csv': expected one of auto, chat, text"},
+      {"data.format=csv", "config field data.format = 'csv': expected one of auto, chat, prompt_completion, text"},
       {"data.seq_len=0", "config field data.seq_len = 0: expected a positive integer"},
       {"data.too_long=wrap", "config field data.too_long = 'wrap': expected one of truncate, drop"},
       {"train.micro_batch_size=0",

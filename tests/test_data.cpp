@@ -1,4 +1,6 @@
 // The data path: byte tokenizer, chat and text datasets, batching, epoch order and the cursor.
+// (Prompt/completion, chat templates, validation split: test_data_formats; packing:
+// test_data_packing.)
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -234,16 +236,17 @@ TEST(ChatFormat, ReportCountsSequencesWithoutTrainedTokens) {
 }
 
 TEST(DataFormat, ResolveFormatIgnoresExtensionCase) {
-  EXPECT_EQ(resolve_format("auto", "data/train.jsonl"), "chat");
-  EXPECT_EQ(resolve_format("auto", "data/TRAIN.JSONL"), "chat");
-  EXPECT_EQ(resolve_format("auto", "data/train.JsonL"), "chat");
-  EXPECT_EQ(resolve_format("auto", "data/train.json"), "text");
-  EXPECT_EQ(resolve_format("auto", "data/train.jsonl.txt"), "text");
-  EXPECT_EQ(resolve_format("auto", "data/jsonl"), "text");
-  EXPECT_EQ(resolve_format("chat", "corpus.txt"), "chat");
-  EXPECT_EQ(resolve_format("text", "train.jsonl"), "text");
+  const std::string chat = R"({"messages": []})";
+  EXPECT_EQ(resolve_format("auto", "data/train.jsonl", chat), "chat");
+  EXPECT_EQ(resolve_format("auto", "data/TRAIN.JSONL", chat), "chat");
+  EXPECT_EQ(resolve_format("auto", "data/train.JsonL", chat), "chat");
+  EXPECT_EQ(resolve_format("auto", "data/train.json", chat), "text");
+  EXPECT_EQ(resolve_format("auto", "data/train.jsonl.txt", chat), "text");
+  EXPECT_EQ(resolve_format("auto", "data/jsonl", chat), "text");
+  EXPECT_EQ(resolve_format("chat", "corpus.txt", "plain words"), "chat");
+  EXPECT_EQ(resolve_format("text", "train.jsonl", chat), "text");
   try {
-    resolve_format("csv", "train.jsonl");
+    resolve_format("csv", "train.jsonl", chat);
     ADD_FAILURE() << "format csv was accepted";
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("'csv'"), std::string::npos) << error.what();
@@ -262,7 +265,8 @@ TEST(DataFormat, ResolveFormatIgnoresExtensionCase) {
 
 TEST(ChatFormat, RejectsUnknownFormatAndPolicy) {
   const std::string path = kFixtures + "/two_turn.jsonl";
-  EXPECT_NE(load_error(path, "csv").find("expected auto, chat or text"), std::string::npos);
+  EXPECT_NE(load_error(path, "csv").find("expected auto, chat, prompt_completion or text"),
+            std::string::npos);
   EXPECT_NE(load_error(path, "chat", 64, "wrap").find("expected truncate or drop"),
             std::string::npos);
 }

@@ -1,6 +1,8 @@
-// TensorBoard event files: CRC32C, record framing, and scalars written then read back.
+// TensorBoard event files: CRC32C, record framing, and scalars written then read back (by ft and
+// by the tensorboard package's own reader).
 #include "runtime/train/tensorboard.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/python.h"
 #include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
@@ -10,7 +12,10 @@
 #include <fstream>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "runtime/error.h"
+#include "runtime/train/metrics.h"
 
 namespace ft {
 namespace {
@@ -156,6 +161,96 @@ TEST(TensorBoard, UncreatableDirectoryNamesThePath) {
   std::string missing = dir.path() + "/missing.tfevents";
   message = error_message([&] { read_event_file(missing); });
   EXPECT_NE(message.find(missing), std::string::npos) << message;
+}
+
+// The output of `script` run by $FT_PYTHON (default python3) with `arg`; fails the test with the
+// command's output when it exits non-zero.
+std::string run_python(const TempDir& dir, const std::string& script, const std::string& arg) {
+  const std::string script_path = dir.path() + "/reader.py";
+  write_bytes(script_path, script);
+  const std::string python = ft::testing::test_python();
+  const std::string command = fmt::format("'{}' '{}' '{}' 2>&1", python, script_path, arg);
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) throw std::runtime_error("cannot run " + command);
+  std::string output;
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  const int status = pclose(pipe);
+  if (status != 0) {
+    throw std::runtime_error(
+        fmt::format("{} failed (status {}). It needs the test Python ($FT_PYTHON, default "
+                    "build/python) with the tensorboard package of "
+                    "tools/requirements-test.txt (tools/setup.sh installs it):\n{}",
+                    command, status, output));
+  }
+  return output;
+}
+
+// The scalars of every event file under argv[1], as JSON {tag: [[step, value], ...]}, read by
+// TensorBoard's own EventAccumulator.
+constexpr const char* kReadScalars = R"(
+import json, sys
+from tensorboard.backend.event_processing import event_accumulator
+accumulator = event_accumulator.EventAccumulator(sys.argv[1])
+accumulator.Reload()
+print(json.dumps({tag: [[e.step, e.value] for e in accumulator.Scalars(tag)]
+                  for tag in accumulator.Tags()["scalars"]}))
+)";
+
+TEST(TensorBoard, MetricsLogIsReadByTheTensorBoardPackage) {
+  TempDir dir;
+  {
+    MetricsLog metrics(dir.path(), /*resume_step=*/0);
+    StepMetrics step;
+    step.step = 1;
+    step.loss = 2.5;
+    step.accuracy = 0.25;
+    EvalMetrics eval{1, 2.75, 0.125, 40};
+    metrics.log_step(step, eval);
+    metrics.log_eval(eval);
+    step.step = 2;
+    step.loss = 2.0;
+    metrics.log_step(step, std::nullopt);
+    metrics.log_full_eval(EvalMetrics{2, 1.5, 0.5, 400});
+  }
+  // metrics.jsonl: the full evaluation's own line.
+  std::ifstream jsonl(dir.path() + "/metrics.jsonl");
+  std::string line, last;
+  while (std::getline(jsonl, line)) last = line;
+  const nlohmann::json full = nlohmann::json::parse(last);
+  EXPECT_EQ(full["step"], 2);
+  EXPECT_EQ(full["full_valid_loss"], 1.5);
+  EXPECT_EQ(full["full_valid_mean_token_accuracy"], 0.5);
+  EXPECT_EQ(full["full_valid_tokens"], 400);
+  // results.csv keeps OpenAI's columns; the full evaluation is not a step row.
+  std::ifstream csv(dir.path() + "/results.csv");
+  std::vector<std::string> rows;
+  while (std::getline(csv, line)) rows.push_back(line);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0],
+            "step,train_loss,train_mean_token_accuracy,valid_loss,valid_mean_token_accuracy");
+  EXPECT_EQ(rows[1], "1,2.5,0.25,2.75,0.125");
+  EXPECT_EQ(rows[2], "2,2,0.25,,");
+
+  nlohmann::json scalars;
+  try {
+    scalars = nlohmann::json::parse(run_python(dir, kReadScalars, dir.path()));
+  } catch (const std::exception& error) {
+    FAIL() << error.what();
+  }
+  using Points = std::vector<std::pair<int64_t, double>>;
+  auto points = [&](const std::string& tag) {
+    Points result;
+    if (!scalars.contains(tag)) return result;
+    for (const auto& point : scalars[tag]) result.emplace_back(point[0], point[1]);
+    return result;
+  };
+  EXPECT_EQ(points("train/loss"), (Points{{1, 2.5}, {2, 2.0}})) << scalars.dump();
+  EXPECT_EQ(points("train/mean_token_accuracy"), (Points{{1, 0.25}, {2, 0.25}}));
+  EXPECT_EQ(points("valid/loss"), (Points{{1, 2.75}}));
+  EXPECT_EQ(points("valid/mean_token_accuracy"), (Points{{1, 0.125}}));
+  EXPECT_EQ(points("valid/full_loss"), (Points{{2, 1.5}}));
+  EXPECT_EQ(points("valid/full_mean_token_accuracy"), (Points{{2, 0.5}}));
 }
 
 }  // namespace

@@ -76,10 +76,15 @@ void check_model(const ModelConfig& model, Checker& check) {
 
 void check_data(const DataConfig& data, Checker& check) {
   check.non_empty("data.train_file", data.train_file(), "the path of the training data");
-  check.choice("data.format", data.format(), {"auto", "chat", "text"});
+  check.choice("data.format", data.format(), {"auto", "chat", "prompt_completion", "text"});
   check.number("data.seq_len", data.seq_len(), data.seq_len() > 0, "a positive integer");
   check.at_most("data.seq_len", data.seq_len(), 1048576);
   check.choice("data.too_long", data.too_long(), {"truncate", "drop"});
+  check.choice("data.chat_template", data.chat_template(),
+               {"chatml", "llama3", "llama2", "mistral", "plain"});
+  check.choice("data.train_on", data.train_on(), {"assistant", "all"});
+  check.number("data.valid_split", data.valid_split(),
+               data.valid_split() >= 0 && data.valid_split() < 1, "a fraction in [0, 1)");
 }
 
 void check_optim(const OptimConfig& optim, Checker& check) {

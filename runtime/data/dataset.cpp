@@ -5,12 +5,15 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "runtime/data/batch_loader.h"
+#include "runtime/data/chat_template.h"
+#include "runtime/data/dataset_records.h"
 #include "runtime/error.h"
 
 namespace ft::data {
@@ -33,15 +36,11 @@ std::string read_file(const std::string& path) {
   return contents.str();
 }
 
-constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
-
-void skip_bom(std::string_view& text) {
-  if (text.substr(0, kUtf8Bom.size()) == kUtf8Bom) text.remove_prefix(kUtf8Bom.size());
-}
-
-bool is_blank(std::string_view line) {
-  return std::all_of(line.begin(), line.end(),
-                     [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
+bool has_jsonl_extension(const std::string& path) {
+  std::string extension = std::filesystem::path(path).extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return extension == ".jsonl";
 }
 
 // Collects per-example token counts and what happened to over-long examples.
@@ -73,65 +72,6 @@ class ReportBuilder {
   int64_t total_tokens_ = 0;
 };
 
-// The parsed messages of one chat line; errors name "path:line".
-std::vector<ChatMessage> parse_chat_line(std::string_view line, const std::string& where) {
-  nlohmann::json example;
-  try {
-    example = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::exception& error) {  // parse_error, or out_of_range for 1e400
-    fail("{}: invalid JSON: {}", where, error.what());
-  }
-  if (!example.is_object()) fail("{}: expected a JSON object, got {}", where, example.type_name());
-  const auto messages_it = example.find("messages");
-  if (messages_it == example.end()) fail("{}: missing \"messages\"", where);
-  if (!messages_it->is_array()) {
-    fail("{}: \"messages\" is {} (expected an array)", where, messages_it->type_name());
-  }
-
-  std::vector<ChatMessage> messages;
-  bool has_assistant = false;
-  int number = 0;
-  for (const nlohmann::json& entry : *messages_it) {
-    ++number;
-    if (!entry.is_object()) fail("{}: message {} is not an object", where, number);
-    const auto role_it = entry.find("role");
-    if (role_it == entry.end() || !role_it->is_string()) {
-      fail("{}: message {} has no \"role\" string", where, number);
-    }
-    ChatMessage message;
-    message.role = role_it->get<std::string>();
-    if (message.role != "system" && message.role != "user" && message.role != "assistant") {
-      fail("{}: message {} has unknown role '{}' (expected system, user or assistant)", where,
-           number, message.role);
-    }
-    const auto content_it = entry.find("content");
-    if (content_it == entry.end() || !content_it->is_string()) {
-      fail("{}: message {} has no \"content\" string", where, number);
-    }
-    message.content = content_it->get<std::string>();
-
-    const bool is_assistant = message.role == "assistant";
-    has_assistant = has_assistant || is_assistant;
-    message.trained = is_assistant;
-    const auto weight_it = entry.find("weight");
-    if (weight_it != entry.end()) {
-      if (!is_assistant) {
-        fail("{}: message {} ({}) has a \"weight\"; only assistant messages take one", where,
-             number, message.role);
-      }
-      const bool is_zero = weight_it->is_number() && weight_it->get<double>() == 0.0;
-      const bool is_one = weight_it->is_number() && weight_it->get<double>() == 1.0;
-      if (!is_zero && !is_one) {
-        fail("{}: message {} has weight {} (expected 0 or 1)", where, number, weight_it->dump());
-      }
-      message.trained = is_one;
-    }
-    messages.push_back(std::move(message));
-  }
-  if (!has_assistant) fail("{}: example has no assistant message", where);
-  return messages;
-}
-
 // Applies the too_long policy; returns false when the sequence is to be dropped.
 bool fit_to_length(Sequence& sequence, int seq_len, bool truncate, DatasetReport& report) {
   const size_t max_tokens = static_cast<size_t>(seq_len) + 1;
@@ -146,29 +86,68 @@ bool fit_to_length(Sequence& sequence, int seq_len, bool truncate, DatasetReport
   return true;
 }
 
-std::vector<Sequence> load_chat(const std::string& path, const std::string& contents,
-                                const Tokenizer& tokenizer, int seq_len, bool truncate,
-                                DatasetReport& report) {
+void train_on_everything(Sequence& sequence) {
+  std::fill(sequence.loss_mask.begin(), sequence.loss_mask.end(), 1);
+  if (!sequence.loss_mask.empty()) sequence.loss_mask[0] = 0;  // nothing predicts token 0
+}
+
+Sequence render_chat_example(const std::vector<ChatMessage>& messages, const DataOptions& options,
+                             const Tokenizer& tokenizer, const std::string& where) {
+  if (options.train_on == "all") {
+    for (size_t i = 0; i < messages.size(); ++i) {
+      if (messages[i].role == "assistant" && !messages[i].trained) {
+        fail(
+            "{}: message {} has weight 0, but data.train_on = all trains every token; remove the "
+            "weight or use data.train_on = assistant",
+            where, i + 1);
+      }
+    }
+  }
+  Sequence sequence;
+  try {
+    sequence = options.chat_template == "chatml" && !options.chatml_default_system
+                   ? render_chatml(messages, tokenizer)
+                   : tokenize_chat(options.chat_template, messages, tokenizer);
+  } catch (const Error& error) {  // a conversation the template refuses, a missing token
+    fail("{}: {}", where, error.what());
+  }
+  if (options.train_on == "all") train_on_everything(sequence);
+  return sequence;
+}
+
+Sequence render_prompt_completion(const PromptCompletion& example, const DataOptions& options,
+                                  const Tokenizer& tokenizer) {
+  Sequence sequence;
+  sequence.tokens = tokenizer.encode(example.prompt);
+  sequence.loss_mask.assign(sequence.tokens.size(), options.train_on == "all" ? 1 : 0);
+  std::vector<int32_t> completion = tokenizer.encode(example.completion);
+  completion.push_back(tokenizer.eos_id());
+  sequence.tokens.insert(sequence.tokens.end(), completion.begin(), completion.end());
+  sequence.loss_mask.insert(sequence.loss_mask.end(), completion.size(), 1);
+  sequence.loss_mask[0] = 0;
+  return sequence;
+}
+
+std::vector<Sequence> load_jsonl(const std::string& path, const std::string& contents,
+                                 const std::string& format, const DataOptions& options,
+                                 const Tokenizer& tokenizer, DatasetReport& report) {
   ReportBuilder builder(report);
   std::vector<Sequence> sequences;
-  size_t begin = 0;
-  int64_t line_number = 0;
-  while (begin < contents.size()) {
-    size_t end = contents.find('\n', begin);
-    if (end == std::string::npos) end = contents.size();
-    std::string_view line(contents.data() + begin, end - begin);
-    begin = end + 1;
-    ++line_number;
-    if (line_number == 1) skip_bom(line);
-    if (is_blank(line)) continue;
-
+  const bool truncate = options.too_long == "truncate";
+  for_each_record(contents, [&](std::string_view line, int64_t line_number) {
     const std::string where = fmt::format("{}:{}", path, line_number);
-    Sequence sequence = render_chatml(parse_chat_line(line, where), tokenizer);
+    Sequence sequence =
+        format == "chat"
+            ? render_chat_example(parse_chat_record(line, where), options, tokenizer, where)
+            : render_prompt_completion(parse_prompt_completion_record(line, where), options,
+                                       tokenizer);
     builder.add_example(static_cast<int64_t>(sequence.tokens.size()));
-    if (!fit_to_length(sequence, seq_len, truncate, report)) continue;
-    builder.add_sequence(sequence);
-    sequences.push_back(std::move(sequence));
-  }
+    if (fit_to_length(sequence, options.seq_len, truncate, report)) {
+      builder.add_sequence(sequence);
+      sequences.push_back(std::move(sequence));
+    }
+    return true;
+  });
   builder.finish();
   return sequences;
 }
@@ -197,6 +176,40 @@ std::vector<Sequence> load_text(std::string_view contents, const Tokenizer& toke
   }
   builder.finish();
   return sequences;
+}
+
+void check_options(const std::string& path, const DataOptions& options) {
+  if (options.seq_len < 1) {
+    fail("dataset '{}': data.seq_len is {} (expected at least 1)", path, options.seq_len);
+  }
+  if (options.too_long != "truncate" && options.too_long != "drop") {
+    fail("dataset '{}': data.too_long is '{}' (expected truncate or drop)", path, options.too_long);
+  }
+  if (options.train_on != "assistant" && options.train_on != "all") {
+    fail("dataset '{}': data.train_on is '{}' (expected assistant or all)", path, options.train_on);
+  }
+  try {
+    check_chat_template_name(options.chat_template);
+  } catch (const Error& error) {
+    fail("dataset '{}': data.chat_template: {}", path, error.what());
+  }
+}
+
+// Token counts of the sequences alone (after a split the examples are the sequences).
+void recount(const std::vector<Sequence>& sequences, DatasetReport& report) {
+  const DatasetReport before = report;
+  report = DatasetReport{};
+  report.path = before.path;
+  report.format = before.format;
+  report.truncated = before.truncated;
+  report.dropped = before.dropped;
+  report.warnings = before.warnings;
+  ReportBuilder builder(report);
+  for (const Sequence& sequence : sequences) {
+    builder.add_example(static_cast<int64_t>(sequence.tokens.size()));
+    builder.add_sequence(sequence);
+  }
+  builder.finish();
 }
 
 }  // namespace
@@ -228,46 +241,90 @@ Sequence render_chatml(const std::vector<ChatMessage>& messages, const Tokenizer
   return sequence;
 }
 
-std::string resolve_format(const std::string& format, const std::string& path) {
-  if (format == "chat" || format == "text") return format;
+std::string resolve_format(const std::string& format, const std::string& path,
+                           std::string_view contents) {
+  if (format == "chat" || format == "prompt_completion" || format == "text") return format;
   if (format != "auto") {
-    fail("dataset '{}': format is '{}' (expected auto, chat or text)", path, format);
+    fail("dataset '{}': data.format is '{}' (expected auto, chat, prompt_completion or text)", path,
+         format);
   }
-  std::string extension = std::filesystem::path(path).extension().string();
-  std::transform(extension.begin(), extension.end(), extension.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return extension == ".jsonl" ? "chat" : "text";
+  return has_jsonl_extension(path) ? detect_jsonl_format(path, contents) : "text";
+}
+
+std::vector<Sequence> load_dataset(const std::string& path, const DataOptions& options,
+                                   const Tokenizer& tokenizer, DatasetReport* report) {
+  check_options(path, options);
+  if (options.format != "auto" && options.format != "chat" &&
+      options.format != "prompt_completion" && options.format != "text") {
+    resolve_format(options.format, path, "");  // throws naming the value
+  }
+  const std::string contents = read_file(path);
+  const std::string resolved = resolve_format(options.format, path, contents);
+  DatasetReport local_report;
+  local_report.path = path;
+  local_report.format = resolved;
+  std::vector<Sequence> sequences =
+      resolved == "text" ? load_text(contents, tokenizer, options.seq_len, local_report)
+                         : load_jsonl(path, contents, resolved, options, tokenizer, local_report);
+  if (sequences.empty()) {
+    fail("dataset '{}' ({}) has no sequences: {} examples, {} dropped as longer than {} tokens",
+         path, resolved, local_report.examples, local_report.dropped, options.seq_len + 1);
+  }
+  if (local_report.trained_tokens == 0) {
+    fail(
+        "dataset '{}' ({}) has no trained tokens: every answer has weight 0 or was cut away by "
+        "truncation to {} tokens ({} sequences)",
+        path, resolved, options.seq_len + 1, local_report.sequences);
+  }
+  if (resolved != "text" && local_report.examples < kFewExamples) {
+    local_report.warnings.push_back(fmt::format("only {} examples: at least {} are recommended",
+                                                local_report.examples, kFewExamples));
+  }
+  if (report != nullptr) *report = std::move(local_report);
+  return sequences;
 }
 
 std::vector<Sequence> load_sequences(const std::string& path, const std::string& format,
                                      const Tokenizer& tokenizer, int seq_len,
                                      const std::string& too_long, DatasetReport* report) {
-  if (seq_len < 1) fail("dataset '{}': seq_len is {} (expected at least 1)", path, seq_len);
-  if (too_long != "truncate" && too_long != "drop") {
-    fail("dataset '{}': too_long is '{}' (expected truncate or drop)", path, too_long);
-  }
-  const std::string resolved = resolve_format(format, path);
+  DataOptions options;
+  options.format = format;
+  options.chatml_default_system = false;
+  options.seq_len = seq_len;
+  options.too_long = too_long;
+  return load_dataset(path, options, tokenizer, report);
+}
 
-  const std::string contents = read_file(path);
-  DatasetReport local_report;
-  local_report.path = path;
-  local_report.format = resolved;
-  std::vector<Sequence> sequences =
-      resolved == "chat"
-          ? load_chat(path, contents, tokenizer, seq_len, too_long == "truncate", local_report)
-          : load_text(contents, tokenizer, seq_len, local_report);
-  if (sequences.empty()) {
-    fail("dataset '{}' ({}) has no sequences: {} examples, {} dropped as longer than {} tokens",
-         path, resolved, local_report.examples, local_report.dropped, seq_len + 1);
+void split_validation(std::vector<Sequence>& train, double fraction, uint64_t seed,
+                      std::vector<Sequence>& valid, DatasetReport& train_report,
+                      DatasetReport& valid_report) {
+  if (!(fraction > 0.0 && fraction < 1.0)) {
+    fail("data.valid_split = {}: expected a fraction between 0 and 1 (exclusive)", fraction);
   }
-  if (local_report.trained_tokens == 0) {
+  const int64_t n = static_cast<int64_t>(train.size());
+  const int64_t held_out = static_cast<int64_t>(std::llround(fraction * static_cast<double>(n)));
+  if (held_out < 1 || held_out >= n) {
     fail(
-        "dataset '{}' ({}) has no trained tokens: every assistant answer has weight 0 or was cut "
-        "away by truncation to {} tokens ({} sequences)",
-        path, resolved, seq_len + 1, local_report.sequences);
+        "data.valid_split = {}: holds out {} of the {} training sequences of {}; both the "
+        "training and the validation part need at least one",
+        fraction, held_out, n, train_report.path);
   }
-  if (report != nullptr) *report = std::move(local_report);
-  return sequences;
+  // Its own stream (epoch -1 in spirit): the split never equals an epoch's order.
+  const std::vector<int64_t> order = epoch_order(n, seed ^ 0x5eed5eed1177ull, 0);
+  std::vector<uint8_t> is_valid(train.size(), 0);
+  for (int64_t i = 0; i < held_out; ++i) is_valid[order[i]] = 1;
+  std::vector<Sequence> kept;
+  valid.clear();
+  for (size_t i = 0; i < train.size(); ++i) {
+    (is_valid[i] ? valid : kept).push_back(std::move(train[i]));
+  }
+  train = std::move(kept);
+  valid_report = DatasetReport{};
+  valid_report.format = train_report.format;
+  valid_report.path = fmt::format("{} (valid_split {}: {} sequences held out)", train_report.path,
+                                  fraction, held_out);
+  recount(train, train_report);
+  recount(valid, valid_report);
 }
 
 std::string format_report(const DatasetReport& report) {
@@ -278,11 +335,17 @@ std::string format_report(const DatasetReport& report) {
       report.min_tokens, report.mean_tokens, report.max_tokens, report.truncated, report.dropped);
   if (report.untrained_sequences > 0) {
     text += fmt::format(
-        "; {} sequences have no trained tokens (truncated before the assistant's "
-        "answer, or weight 0)",
+        "; {} sequences have no trained tokens (truncated before the answer, or weight 0)",
         report.untrained_sequences);
   }
+  for (const std::string& warning : report.warnings) text += "\n  warning: " + warning;
   return text;
+}
+
+std::string format_token_plan(const DatasetReport& report, double epochs) {
+  return fmt::format("{} trained tokens per epoch x {:.4g} epochs = {:.0f} tokens to train",
+                     report.trained_tokens, epochs,
+                     static_cast<double>(report.trained_tokens) * epochs);
 }
 
 }  // namespace ft::data

@@ -1,10 +1,17 @@
 // Datasets: a file on disk -> training sequences of at most seq_len + 1 tokens with a loss mask.
-// Formats: "chat" (OpenAI chat JSONL, rendered as ChatML) and "text" (one token stream cut into
-// overlapping windows); "auto" picks chat for a .jsonl file (any letter case), text otherwise.
+// Formats:
+//   chat               OpenAI chat JSONL: {"messages": [{"role": .., "content": ..}, ...]}, an
+//                      optional "weight": 0|1 on assistant messages; rendered with a chat template.
+//   prompt_completion  JSONL {"prompt": .., "completion": ..}: encode(prompt) + encode(completion)
+//                      + EOS, the loss on the completion and EOS.
+//   text               one token stream (the file + EOS) cut into overlapping windows.
+// "auto" reads a .jsonl file (any letter case) by its first record: "messages" is chat, "prompt"
+// and "completion" is prompt_completion; any other file is text.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/data/tokenizer.h"
@@ -18,10 +25,13 @@ struct Sequence {
   std::vector<uint8_t> loss_mask;
 };
 
+// Below this many examples a training file gets a warning: too few to learn from.
+constexpr int64_t kFewExamples = 10;
+
 struct DatasetReport {
   std::string path;
-  std::string format;    // the resolved format: "chat" or "text"
-  int64_t examples = 0;  // chat: non-blank lines; text: 1 (the whole file)
+  std::string format;    // the resolved format: "chat", "prompt_completion" or "text"
+  int64_t examples = 0;  // JSONL: non-blank lines; text: 1 (the whole file)
   int64_t sequences = 0;
   int64_t min_tokens = 0;  // tokens per example, before truncation
   int64_t max_tokens = 0;
@@ -31,23 +41,55 @@ struct DatasetReport {
   int64_t trained_tokens = 0;  // sum of loss_mask over all sequences
   // Sequences whose loss_mask is all zero, e.g. truncation cut away the whole assistant answer.
   int64_t untrained_sequences = 0;
+  std::vector<std::string> warnings;  // e.g. fewer than kFewExamples examples
 };
 
-// The format load_sequences reads `path` as: "chat" or "text". format is "auto" (chat for a
-// .jsonl extension in any letter case, text otherwise), "chat" or "text"; anything else throws
-// ft::Error naming the value.
-std::string resolve_format(const std::string& format, const std::string& path);
+// How a file becomes sequences (the data section of the run config).
+struct DataOptions {
+  std::string format = "auto";           // auto | chat | prompt_completion | text
+  std::string chat_template = "chatml";  // chatml | llama3 | llama2 | mistral | plain
+  // chatml only: add Qwen2-Instruct's default system message to a conversation without one, as
+  // the model's own template does. ft's byte tokenizer models have no such template: false.
+  bool chatml_default_system = true;
+  std::string train_on = "assistant";  // assistant (completion) tokens only | all
+  int seq_len = 256;
+  std::string too_long = "truncate";  // truncate | drop
+};
 
-// format: "auto" | "chat" | "text". too_long: "truncate" (keep the first seq_len + 1 tokens) or
-// "drop". Throws ft::Error naming the file (and line, for chat) on bad input, a missing file, a
-// path that is not a regular file, or a dataset with no sequences or no trained tokens. `report`
-// may be null.
+// The format load_dataset reads `path` as: "chat", "prompt_completion" or "text". `contents` is
+// the file's text (auto looks at the first non-blank line of a .jsonl file). Throws ft::Error
+// naming the value for an unknown format, and naming the file and line for a .jsonl file whose
+// first record is neither kind.
+std::string resolve_format(const std::string& format, const std::string& path,
+                           std::string_view contents);
+
+// Throws ft::Error on bad input naming the file and line and the problem (invalid JSON, missing
+// or unknown role, empty content, a conversation the chat template refuses), on a missing file or
+// a path that is not a regular file, on bad options (naming the data.* field), and on a dataset
+// with no sequences or no trained tokens. `report` may be null.
+std::vector<Sequence> load_dataset(const std::string& path, const DataOptions& options,
+                                   const Tokenizer& tokenizer, DatasetReport* report);
+
+// load_dataset with ChatML without a default system message (ft's byte-level ChatML).
 std::vector<Sequence> load_sequences(const std::string& path, const std::string& format,
                                      const Tokenizer& tokenizer, int seq_len,
                                      const std::string& too_long, DatasetReport* report);
 
-// One or two human-readable lines describing the report.
+// Moves round(fraction * n) of the n sequences into `valid`, chosen by `seed` alone (the same
+// split for any number of ranks and every run with that seed); the others keep their order.
+// Recomputes both reports' sequence and token counts (tokens per example become tokens per
+// sequence). Throws ft::Error naming data.valid_split unless 0 < fraction < 1 and both parts are
+// non-empty.
+void split_validation(std::vector<Sequence>& train, double fraction, uint64_t seed,
+                      std::vector<Sequence>& valid, DatasetReport& train_report,
+                      DatasetReport& valid_report);
+
+// One or two human-readable lines describing the report (warnings on lines of their own).
 std::string format_report(const DatasetReport& report);
+
+// "N trained tokens per epoch x E epochs = M tokens to train" for `epochs` passes (fractional
+// when the run is set by steps).
+std::string format_token_plan(const DatasetReport& report, double epochs);
 
 struct ChatMessage {
   std::string role;  // "system", "user" or "assistant"

@@ -97,6 +97,18 @@ void MetricsLog::log_eval(const EvalMetrics& m) {
   tensorboard_.flush();
 }
 
+void MetricsLog::log_full_eval(const EvalMetrics& m) {
+  nlohmann::json line = {{"step", m.step},
+                         {"full_valid_loss", m.loss},
+                         {"full_valid_mean_token_accuracy", m.accuracy},
+                         {"full_valid_tokens", m.tokens}};
+  jsonl_ << line.dump() << '\n';
+  jsonl_.flush();
+  tensorboard_.add_scalars(
+      m.step, {{"valid/full_loss", m.loss}, {"valid/full_mean_token_accuracy", m.accuracy}});
+  tensorboard_.flush();
+}
+
 std::string format_duration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
   if (seconds < 60) return fmt::format("{:.1f}s", seconds);

@@ -45,6 +45,10 @@ class MetricsLog {
   MetricsLog(const std::string& dir, int64_t resume_step);
   void log_step(const StepMetrics& metrics, const std::optional<EvalMetrics>& eval);
   void log_eval(const EvalMetrics& metrics);
+  // The whole validation set at the end of training: full_valid_loss and
+  // full_valid_mean_token_accuracy in metrics.jsonl, valid/full_loss and
+  // valid/full_mean_token_accuracy in TensorBoard.
+  void log_full_eval(const EvalMetrics& metrics);
 
  private:
   std::ofstream jsonl_, csv_;

@@ -18,6 +18,7 @@
 #include "runtime/blas.h"
 #include "runtime/checkpoint/hdf5_checkpoint.h"
 #include "runtime/config/config.h"
+#include "runtime/data/hf_tokenizer.h"
 #include "runtime/device.h"
 #include "runtime/random.h"
 #include "runtime/train/input_layout.h"
@@ -54,6 +55,7 @@ void check_resume_compatible(const std::string& path, const config::RunConfig& s
                              const config::RunConfig& now) {
   for (const char* field :
        {"seed", "data.train_file", "data.format", "data.seq_len", "data.shuffle", "data.too_long",
+        "data.tokenizer", "data.chat_template", "data.train_on", "data.packing", "data.valid_split",
         "model.preset", "model.hf_config", "model.max_position_embeddings", "dtype", "peft.method",
         "peft.num_virtual_tokens", "peft.prefix_projection", "peft.encoder_hidden_size",
         "peft.lora_r", "peft.lora_alpha", "peft.use_rslora", "peft.target_modules"}) {
@@ -96,31 +98,54 @@ Trainer::Trainer(TrainerOptions options)
         "implemented, so sequences must fit in the window",
         seq_len, model_config_.sliding_window);
 
-  tokenizer_ = std::make_unique<data::ByteTokenizer>();
+  const config::DataConfig& data_config = config_.data();
+  if (data_config.tokenizer().empty()) {
+    tokenizer_ = std::make_unique<data::ByteTokenizer>();
+  } else {
+    try {
+      tokenizer_ = data::HfTokenizer::load(data_config.tokenizer());
+      tokenizer_->eos_id();  // a tokenizer without EOS cannot end completions or texts
+    } catch (const Error& error) {
+      fail("data.tokenizer = {}: {}", data_config.tokenizer(), error.what());
+    }
+  }
   if (tokenizer_->vocab_size() > model_config_.vocab_size)
     fail("model {}: vocab_size {} is smaller than the tokenizer's {} ids", model_config_.name,
          model_config_.vocab_size, tokenizer_->vocab_size());
-  const std::string& too_long = config_.data().too_long();
-  train_sequences_ = data::load_sequences(config_.data().train_file(), config_.data().format(),
-                                          *tokenizer_, seq_len, too_long, &train_report_);
-  if (!config_.data().valid_file().empty()) {
-    valid_sequences_ = data::load_sequences(config_.data().valid_file(), config_.data().format(),
-                                            *tokenizer_, seq_len, too_long, &valid_report_);
-  }
+  data::DataOptions data_options;
+  data_options.format = data_config.format();
+  data_options.chat_template = data_config.chat_template();
+  data_options.chatml_default_system = !data_config.tokenizer().empty();
+  data_options.train_on = data_config.train_on();
+  data_options.seq_len = seq_len;
+  data_options.too_long = data_config.too_long();
+  train_sequences_ =
+      data::load_dataset(data_config.train_file(), data_options, *tokenizer_, &train_report_);
   const uint64_t seed = config_.seed();
   seed_ = seed;
-  train_loader_ = std::make_unique<data::BatchLoader>(
-      train_sequences_, seq_len, tokenizer_->eos_id(), seed, config_.data().shuffle());
+  if (data_config.valid_split() != 0.0) {
+    if (!data_config.valid_file().empty())
+      fail("data.valid_split = {} and data.valid_file = {}: choose one source of validation data",
+           data_config.valid_split(), data_config.valid_file());
+    data::split_validation(train_sequences_, data_config.valid_split(), seed, valid_sequences_,
+                           train_report_, valid_report_);
+  } else if (!data_config.valid_file().empty()) {
+    valid_sequences_ =
+        data::load_dataset(data_config.valid_file(), data_options, *tokenizer_, &valid_report_);
+  }
+  train_loader_ =
+      std::make_unique<data::BatchLoader>(train_sequences_, seq_len, tokenizer_->eos_id(), seed,
+                                          data_config.shuffle(), data_config.packing());
   if (!valid_sequences_.empty())
     valid_loader_ = std::make_unique<data::BatchLoader>(valid_sequences_, seq_len,
                                                         tokenizer_->eos_id(), seed, false);
 
   const int64_t global_batch = static_cast<int64_t>(config_.train().micro_batch_size()) *
                                config_.train().grad_accum_steps() * comm_->size();
-  total_steps_ =
-      config_.train().max_steps() > 0
-          ? config_.train().max_steps()
-          : (config_.train().epochs() * train_loader_->size() + global_batch - 1) / global_batch;
+  total_steps_ = config_.train().max_steps() > 0
+                     ? config_.train().max_steps()
+                     : (train_loader_->rows_for_epochs(config_.train().epochs()) + global_batch -
+                        1) / global_batch;
 
   output_dir_ = config_.output_dir();
   checkpoint_dir_ = output_dir_ + "/checkpoints";
@@ -144,6 +169,13 @@ Trainer::Trainer(TrainerOptions options)
   }
 
   peft_ = resolve_peft_spec(config_.peft(), model_config_, seq_len);
+  // Virtual rows and prefixes sit in front of a row, so packed examples after the first would
+  // not see them (the segment mask) and their positions would not start at the virtual tokens.
+  if (data_config.packing() && peft_.position_offset() != 0)
+    fail(
+        "data.packing = true with peft.method = {}: packing is not supported with virtual-token "
+        "methods (prompt tuning, P-tuning, prefix tuning); set data.packing to false",
+        peft_method_name(peft_.method));
   const DType dtype = config_.dtype() == "fp64" ? DType::f64 : DType::f32;
   params_ =
       std::make_unique<ParameterStore>(run_param_specs(model_config_, peft_), dtype, ctx_.device);
@@ -266,18 +298,27 @@ void Trainer::print_startup_report() const {
       format_bytes(params_->frozen_values().bytes()), format_bytes(params_->gradient_bytes()),
       format_bytes(params_->optimizer_bytes()), format_bytes(activations_.capacity()),
       format_bytes(workspace_.bytes()));
-  log_ << fmt::format(
-      "ft: tokenizer: byte-level ({} ids: 256 bytes and <|endoftext|>, "
-      "<|im_start|>, <|im_end|>), chat rendered as ChatML\n",
-      tokenizer_->vocab_size());
+  const config::DataConfig& data_config = config_.data();
+  const std::string tokenizer =
+      data_config.tokenizer().empty()
+          ? fmt::format("byte-level ({} ids: 256 bytes and <|endoftext|>, <|im_start|>, <|im_end|>)",
+                        tokenizer_->vocab_size())
+          : fmt::format("{} ({} ids)", data_config.tokenizer(), tokenizer_->vocab_size());
+  log_ << fmt::format("ft: tokenizer: {}; chat template {}; loss on {} tokens\n", tokenizer,
+                      data_config.chat_template(), data_config.train_on());
   log_ << "ft: train data: " << data::format_report(train_report_) << "\n";
   if (valid_loader_) log_ << "ft: valid data: " << data::format_report(valid_report_) << "\n";
   const int64_t micro = config_.train().micro_batch_size(),
                 accum = config_.train().grad_accum_steps();
+  const int64_t rows_per_epoch = train_loader_->rows_for_epochs(1);
   log_ << fmt::format(
       "ft: plan: {} steps of {} sequences ({} x {} accumulated) of {} tokens; {} sequences per "
-      "epoch\n",
-      total_steps_, micro * accum, micro, accum, config_.data().seq_len(), train_loader_->size());
+      "epoch{}\n",
+      total_steps_, micro * accum, micro, accum, data_config.seq_len(), train_loader_->size(),
+      data_config.packing() ? fmt::format(" packed into {} rows", rows_per_epoch) : "");
+  const double epochs = static_cast<double>(total_steps_) * static_cast<double>(micro * accum) *
+                        comm_->size() / static_cast<double>(rows_per_epoch);
+  log_ << "ft: tokens: " << data::format_token_plan(train_report_, epochs) << "\n";
 }
 
 ModelInputs Trainer::inputs_for(data::Batch& batch) const {
@@ -286,6 +327,9 @@ ModelInputs Trainer::inputs_for(data::Batch& batch) const {
   inputs.input_ids = Tensor(batch.input_ids.data(), DType::i32, Shape{n});
   inputs.positions = Tensor(batch.positions.data(), DType::i32, Shape{n});
   inputs.targets = Tensor(batch.targets.data(), DType::i32, Shape{n});
+  if (!batch.segment_ids.empty())
+    inputs.segment_ids = Tensor(batch.segment_ids.data(), DType::i32,
+                                Shape{static_cast<int64_t>(batch.batch_size), batch.seq_len});
   return inputs;
 }
 
@@ -304,18 +348,23 @@ void Trainer::load_adapter(const std::string& path) {
   log_ << "ft: adapter initialized from " << path << "\n";
 }
 
-EvalMetrics Trainer::evaluate(int64_t step) {
+EvalMetrics Trainer::evaluate(int64_t step, bool full) {
   EvalMetrics result;
   result.step = step;
   if (!valid_loader_) return result;
   const int micro = config_.train().micro_batch_size();
-  const int64_t limit = config_.train().eval_batches();
+  const int64_t limit = full ? 0 : config_.train().eval_batches();
+  // A sample of eval_batches micro-batches, drawn once by seed so every evaluation of the run
+  // sees the same rows (the curve compares steps, not samples); the whole set when full.
+  const int64_t rows = limit == 0 ? valid_loader_->size()
+                                  : std::min<int64_t>(valid_loader_->size(), limit * micro);
+  std::vector<int64_t> order = data::epoch_order(valid_loader_->size(), seed_, 0);
+  order.resize(rows);
+  std::sort(order.begin(), order.end());
   double loss_sum = 0.0;
   double counts[2] = {0.0, 0.0};  // correct, tokens
-  int64_t batches = 0;
-  for (int64_t first = 0; first < valid_loader_->size() && (limit == 0 || batches < limit);
-       first += micro, ++batches) {
-    valid_loader_->eval_batch(first, micro, eval_batch_);
+  for (int64_t first = 0; first < rows; first += micro) {
+    valid_loader_->eval_batch(order, first, micro, eval_batch_);
     lay_out_batch(peft_, eval_batch_);
     ForwardResult forward = model_->forward(ctx_, inputs_for(eval_batch_));
     loss_sum += forward.loss_sum;
@@ -461,6 +510,21 @@ TrainSummary Trainer::run() {
     }
   }
   summary.trained_tokens = trained_tokens;
+  if (valid_loader_ && summary.final_eval) {
+    // The last step's evaluation covered a sample when eval_batches > 0: the end of training also
+    // reports the whole validation set (OpenAI's full_valid_loss).
+    const int64_t sampled_rows =
+        static_cast<int64_t>(config_.train().eval_batches()) * config_.train().micro_batch_size();
+    summary.full_eval = config_.train().eval_batches() == 0 || sampled_rows >= valid_loader_->size()
+                            ? *summary.final_eval
+                            : evaluate(summary.steps, /*full=*/true);
+    if (comm_->rank() == 0) {
+      metrics.log_full_eval(*summary.full_eval);
+      log_ << fmt::format("ft: full validation set: loss {:.4f} (accuracy {:.3f}, {} tokens)\n",
+                          summary.full_eval->loss, summary.full_eval->accuracy,
+                          format_count(summary.full_eval->tokens));
+    }
+  }
   if (peft_.is_peft() && config_.peft().export_peft() && comm_->rank() == 0) {
     PeftExportInfo info;
     const std::string& hf_config = config_.model().hf_config();

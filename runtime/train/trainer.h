@@ -36,7 +36,8 @@ struct TrainSummary {
   int64_t trained_tokens = 0;
   std::vector<double> step_losses;          // losses of the steps this run executed
   std::optional<EvalMetrics> initial_eval;  // before the first step (train.eval_at_start)
-  std::optional<EvalMetrics> final_eval;
+  std::optional<EvalMetrics> final_eval;    // the last step's (on eval_batches' sample)
+  std::optional<EvalMetrics> full_eval;     // the whole validation set after the last step
   double wall_seconds = 0.0;
   std::string last_checkpoint;
   std::string peft_adapter_dir;  // PEFT runs: the exported Hugging Face PEFT folder
@@ -56,7 +57,9 @@ class Trainer {
  private:
   void plan_memory();
   void print_startup_report() const;
-  EvalMetrics evaluate(int64_t step);
+  // Validation loss and accuracy on train.eval_batches micro-batches (a fixed sample), or on the
+  // whole validation set when `full` or eval_batches is 0.
+  EvalMetrics evaluate(int64_t step, bool full = false);
   void save_checkpoint(int64_t step, int64_t trained_tokens);
   ModelInputs inputs_for(data::Batch& batch) const;
   // peft.init_from: an ft adapter checkpoint or a Hugging Face PEFT folder.
