@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "runtime/error.h"
+#include "tests/support/python.h"
 #include "tests/support/temp_dir.h"
 
 namespace ft::data {
@@ -84,10 +85,9 @@ class NamedSpecialsTokenizer : public Tokenizer {
 // Runs tools/chat_template_parity.py into `dir` with $FT_PYTHON (default python3), which must
 // have transformers, and returns its cases.
 nlohmann::json transformers_cases(const ft::testing::TempDir& dir) {
-  const char* python = std::getenv("FT_PYTHON");
+  const std::string python = ft::testing::test_python();
   const std::string command = fmt::format("'{}' '{}/tools/chat_template_parity.py' --out '{}' 2>&1",
-                                          python != nullptr && *python != '\0' ? python : "python3",
-                                          FT_SOURCE_DIR, dir.path());
+                                          python, FT_SOURCE_DIR, dir.path());
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) throw std::runtime_error("cannot run " + command);
   std::string output;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "runtime/error.h"
+#include "tests/support/python.h"
 #include "tests/support/temp_dir.h"
 
 namespace ft::data {
@@ -28,11 +29,9 @@ class TokenizersLibraryParity : public ::testing::TestWithParam<std::string> {
  protected:
   static void SetUpTestSuite() {
     output_dir_ = new ft::testing::TempDir();
-    const char* python = std::getenv("FT_PYTHON");
-    const std::string command =
-        fmt::format("'{}' '{}/tools/tokenizer_parity.py' --out '{}' 2>&1",
-                    python != nullptr && *python != '\0' ? python : "python3", FT_SOURCE_DIR,
-                    output_dir_->path());
+    const std::string python = ft::testing::test_python();
+    const std::string command = fmt::format("'{}' '{}/tools/tokenizer_parity.py' --out '{}' 2>&1",
+                                            python, FT_SOURCE_DIR, output_dir_->path());
     FILE* pipe = popen(command.c_str(), "r");
     std::string output;
     int status = -1;
@@ -43,7 +42,8 @@ class TokenizersLibraryParity : public ::testing::TestWithParam<std::string> {
     }
     if (status != 0) {
       script_error_ = new std::string(fmt::format(
-          "{} failed (status {}). It needs python3 on PATH (or $FT_PYTHON) with the packages of "
+          "{} failed (status {}). It needs the test Python ($FT_PYTHON, default build/python) with "
+          "the packages of "
           "tools/requirements-test.txt (python3 -m pip install -r tools/requirements-test.txt). "
           "Output:\n{}",
           command, status, output));

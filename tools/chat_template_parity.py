@@ -20,6 +20,8 @@ import os
 import pathlib
 import sys
 
+import jinja2
+
 # Qwen/Qwen2-7B-Instruct (and the other Qwen2-*-Instruct models). A conversation that does not
 # start with a system message gets the default system prompt "You are a helpful assistant.".
 QWEN2_CHATML = (
@@ -224,9 +226,7 @@ def render_cases():
                     if not isinstance(text, str):
                         raise TypeError(f"apply_chat_template returned {type(text).__name__}")
                     case["text"] = text
-                except Exception as error:  # the template's raise_exception, or a Jinja error
-                    if isinstance(error, TypeError):
-                        raise
+                except jinja2.exceptions.TemplateError as error:  # the template refuses
                     case["error"] = f"{type(error).__name__}: {error}"
                 cases.append(case)
     return cases
