@@ -196,6 +196,10 @@ ForwardResult Transformer::forward(const OpContext& ctx, const ModelInputs& in) 
   FT_CHECK(in.input_ids.numel() == tokens_ && in.targets.numel() == tokens_ &&
                in.positions.numel() == tokens_,
            "model inputs must hold {} x {} tokens", batch_, seq_len_);
+  // Virtual rows and prefixes are shared by a whole row; packed documents would need their own.
+  FT_CHECK(in.segment_ids.empty() || (!prompt_ && !prefix_),
+           "packed sequences (segment ids) cannot be combined with {}",
+           peft_method_name(peft_.method));
   Tensor residual = acts_.empty() ? final_residual_ : acts_[0].residual_in;
   ops::embedding_forward(ctx, residual, in.input_ids, token_embedding_.value);
   if (prompt_) {

@@ -150,6 +150,47 @@ TEST(PeftTraining, AnAdapterForAnotherBaseIsRefused) {
   EXPECT_THROW(train(resumed, "latest"), Error);
 }
 
+TEST(PeftTraining, AnAdapterWithOtherSettingsIsRefusedNamingTheField) {
+  TempDir dir;
+  TrainSummary tuned = train(peft_run(dir, "first", "lora", 1));  // all-linear, alpha 8
+  config::RunConfig other_alpha = peft_run(dir, "second", "lora", 1);
+  other_alpha.mutable_peft()->set_lora_alpha(16);
+  other_alpha.mutable_peft()->set_init_from(tuned.last_checkpoint);
+  testing::expect_error_mentioning([&] { train(other_alpha); }, "peft.lora_alpha = 8");
+  config::RunConfig fewer_modules = peft_run(dir, "third", "lora", 1);
+  fewer_modules.mutable_peft()->set_target_modules("q_proj,v_proj");
+  fewer_modules.mutable_peft()->set_init_from(tuned.last_checkpoint);
+  testing::expect_error_mentioning([&] { train(fewer_modules); }, "peft.target_modules");
+  config::RunConfig other_method = peft_run(dir, "fourth", "prefix_tuning", 1);
+  other_method.mutable_peft()->set_init_from(tuned.last_checkpoint);
+  testing::expect_error_mentioning([&] { train(other_method); }, "peft.method = lora");
+}
+
+TEST(PeftTraining, ResumeComparesTheResolvedMethodNotItsSpelling) {
+  TempDir dir;
+  config::RunConfig first = peft_run(dir, "run", "lora", 1);
+  first.mutable_peft()->set_target_modules("");  // PEFT's default: q_proj,v_proj
+  train(first);
+  config::RunConfig spelled = peft_run(dir, "run", "lora", 2);
+  spelled.mutable_peft()->set_target_modules("v_proj, q_proj");
+  EXPECT_EQ(train(spelled, "latest").steps, 2);
+}
+
+TEST(PeftTraining, TheExportedPeftFolderLoadsBackAsTheSameModel) {
+  TempDir dir;
+  for (const char* method : {"lora", "prefix_tuning", "prompt_tuning"}) {
+    SCOPED_TRACE(method);
+    TrainSummary tuned = train(peft_run(dir, std::string("first-") + method, method, 2));
+    ASSERT_FALSE(tuned.peft_adapter_dir.empty());
+    EXPECT_TRUE(std::filesystem::exists(tuned.peft_adapter_dir + "/adapter_config.json"));
+    config::RunConfig next = peft_run(dir, std::string("second-") + method, method, 1);
+    next.mutable_peft()->set_init_from(tuned.peft_adapter_dir);
+    TrainSummary loaded = train(next);
+    ASSERT_TRUE(loaded.initial_eval);
+    EXPECT_NEAR(loaded.initial_eval->loss, tuned.final_eval->loss, 1e-6 * tuned.final_eval->loss);
+  }
+}
+
 TEST(PeftTraining, CheckpointKindsAreNotConfused) {
   TempDir dir;
   TrainSummary adapter = train(peft_run(dir, "adapter", "lora", 1));

@@ -82,9 +82,11 @@ json adapter_config(const PeftSpec& spec, const ModelConfig& model, const PeftEx
                  {"num_attention_heads", prefix ? model.num_kv_heads : model.num_heads},
                  {"num_layers", model.num_layers}});
   if (spec.method == PeftMethod::prompt_tuning) {
-    config["prompt_tuning_init"] = prompt_init_name(spec.prompt_init);
-    config["prompt_tuning_init_text"] =
-        spec.prompt_init == PromptInit::text ? json(spec.prompt_init_text) : json(nullptr);
+    // The saved rows are the trained result, so the init no longer matters; TEXT is written as
+    // RANDOM because PEFT refuses TEXT without a tokenizer_name_or_path to load.
+    config["prompt_tuning_init"] =
+        spec.prompt_init == PromptInit::text ? "RANDOM" : prompt_init_name(spec.prompt_init);
+    config["prompt_tuning_init_text"] = nullptr;
     config["tokenizer_name_or_path"] = nullptr;
   } else if (spec.method == PeftMethod::p_tuning) {
     config.update({{"encoder_reparameterization_type", "MLP"},

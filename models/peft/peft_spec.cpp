@@ -11,6 +11,9 @@
 namespace ft {
 namespace {
 
+// Adapter widths beyond this are configuration mistakes, refused before any allocation.
+constexpr int64_t kMaxWidth = 65536;
+
 std::string lower(std::string text) {
   for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return text;
@@ -68,7 +71,8 @@ bool module_matches(const std::string& module, const std::string& target) {
 }
 
 void resolve_lora(const config::PeftConfig& peft, const ModelConfig& model, PeftSpec& spec) {
-  if (peft.lora_r() < 1) fail("peft.lora_r = {}: expected a rank of at least 1", peft.lora_r());
+  if (peft.lora_r() < 1 || peft.lora_r() > kMaxWidth)
+    fail("peft.lora_r = {}: expected a rank from 1 to {}", peft.lora_r(), kMaxWidth);
   if (!(peft.lora_alpha() > 0))
     fail("peft.lora_alpha = {}: expected a positive scale", peft.lora_alpha());
   if (!(peft.lora_dropout() >= 0 && peft.lora_dropout() < 1))
@@ -139,9 +143,9 @@ void resolve_virtual_tokens(const config::PeftConfig& peft, const ModelConfig& m
         "{}: sliding-window attention is not implemented",
         P, seq_len, model.sliding_window);
   spec.num_virtual_tokens = P;
-  if (peft.encoder_hidden_size() < 0)
-    fail("peft.encoder_hidden_size = {}: expected 0 (the model's hidden_size) or a width",
-         peft.encoder_hidden_size());
+  if (peft.encoder_hidden_size() < 0 || peft.encoder_hidden_size() > kMaxWidth)
+    fail("peft.encoder_hidden_size = {}: expected 0 (PEFT's token_dim) or a width up to {}",
+         peft.encoder_hidden_size(), kMaxWidth);
   // PEFT's default width is token_dim: the key/value width for prefix tuning, else hidden_size.
   const int64_t token_dim =
       spec.method == PeftMethod::prefix_tuning ? model.kv_dim() : model.hidden_size;
@@ -242,6 +246,40 @@ PeftSpec resolve_peft_spec(const config::PeftConfig& peft, const ModelConfig& mo
       return spec;
   }
   return spec;
+}
+
+void check_same_adapter(const PeftSpec& saved, const PeftSpec& now, const std::string& source) {
+  auto differs = [&](const char* field, const std::string& before, const std::string& after) {
+    if (before != after)
+      fail(
+          "{}: the adapter was trained with {} = {}, and this run has {}; set the same value (the "
+          "adapter's values only mean something with its own settings)",
+          source, field, before, after);
+  };
+  differs("peft.method", peft_method_name(saved.method), peft_method_name(now.method));
+  if (now.method == PeftMethod::lora) {
+    differs("peft.lora_r", std::to_string(saved.lora_r), std::to_string(now.lora_r));
+    differs("peft.lora_alpha", fmt::format("{}", saved.lora_alpha),
+            fmt::format("{}", now.lora_alpha));
+    differs("peft.use_rslora", saved.use_rslora ? "true" : "false",
+            now.use_rslora ? "true" : "false");
+    auto modules = [](const PeftSpec& spec) {
+      std::string list;
+      for (const LoraTarget& target : spec.lora_targets)
+        list += (list.empty() ? "" : ",") + target.module;
+      return list;
+    };
+    differs("peft.target_modules (the modules it selects)", modules(saved), modules(now));
+    return;
+  }
+  if (!now.is_peft()) return;
+  differs("peft.num_virtual_tokens", std::to_string(saved.num_virtual_tokens),
+          std::to_string(now.num_virtual_tokens));
+  differs("peft.prefix_projection", saved.prefix_projection ? "true" : "false",
+          now.prefix_projection ? "true" : "false");
+  if (now.method == PeftMethod::p_tuning || now.prefix_projection)
+    differs("peft.encoder_hidden_size", std::to_string(saved.encoder_hidden_size),
+            std::to_string(now.encoder_hidden_size));
 }
 
 std::vector<ParamSpec> peft_param_specs(const PeftSpec& spec, const ModelConfig& model) {

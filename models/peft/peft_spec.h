@@ -82,6 +82,11 @@ const char* peft_type_name(PeftMethod method);
 PeftSpec resolve_peft_spec(const config::PeftConfig& peft, const ModelConfig& model,
                            int64_t seq_len);
 
+// Refuses an adapter trained as `saved` in a run configured as `now` unless both compute the same
+// function: method, virtual tokens, projection and encoder width, LoRA rank, scale and modules.
+// The error names `source` (the file) and the first field that differs.
+void check_same_adapter(const PeftSpec& saved, const PeftSpec& now, const std::string& source);
+
 // The adapter's parameters (all trainable), in a fixed order.
 std::vector<ParamSpec> peft_param_specs(const PeftSpec& spec, const ModelConfig& model);
 

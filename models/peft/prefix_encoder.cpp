@@ -36,7 +36,8 @@ void PrefixEncoder::bind_activations(Arena& arena) {
   if (!projection_) return;
   hidden_pre_ = arena.take(dtype_, {P, hidden_}, "prefix projection hidden");
   hidden_act_ = arena.take(dtype_, {P, hidden_}, "prefix projection hidden");
-  dhidden_ = arena.take(dtype_, {P, hidden_}, "prefix projection hidden gradient");
+  dhidden_act_ = arena.take(dtype_, {P, hidden_}, "prefix projection hidden gradient");
+  dhidden_pre_ = arena.take(dtype_, {P, hidden_}, "prefix projection hidden gradient");
   table_ = arena.take(dtype_, {P, width}, "projected prefix");
   dtable_ = arena.take(dtype_, {P, width}, "projected prefix gradient");
   dembedding_rows_ = arena.take(dtype_, {P, kv}, "prefix embedding gradient");
@@ -71,10 +72,10 @@ void PrefixEncoder::end_backward(const OpContext& ctx) {
     ops::add_to_columns(ctx, dtable_, dkv_.slice(index, index + 1).reshape({rows_, kv}),
                         index * kv);
   if (!projection_) return;
-  ops::linear_backward(ctx, dhidden_, layers_[1].dweight, layers_[1].dbias, dtable_, hidden_act_,
-                       layers_[1].weight);
-  ops::tanh_backward(ctx, dhidden_, dhidden_, hidden_act_);
-  ops::linear_backward(ctx, dembedding_rows_, layers_[0].dweight, layers_[0].dbias, dhidden_,
+  ops::linear_backward(ctx, dhidden_act_, layers_[1].dweight, layers_[1].dbias, dtable_,
+                       hidden_act_, layers_[1].weight);
+  ops::tanh_backward(ctx, dhidden_pre_, dhidden_act_, hidden_act_);
+  ops::linear_backward(ctx, dembedding_rows_, layers_[0].dweight, layers_[0].dbias, dhidden_pre_,
                        embedding_, layers_[0].weight);
   ops::add(ctx, dembedding_, dembedding_, dembedding_rows_);
 }

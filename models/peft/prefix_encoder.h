@@ -41,7 +41,7 @@ class PrefixEncoder {
   Tensor table_, dtable_;          // the trained table or the projection's output
   Tensor embedding_, dembedding_;  // projection input
   Linear layers_[2];
-  Tensor hidden_pre_, hidden_act_, dhidden_, dembedding_rows_;
+  Tensor hidden_pre_, hidden_act_, dhidden_act_, dhidden_pre_, dembedding_rows_;
   Tensor kv_, dkv_;  // (L, 2, P, Hkv * D)
 };
 

@@ -1,10 +1,11 @@
 #include "runtime/train/input_layout.h"
 
+#include <utility>
 #include <vector>
 
 namespace ft {
 
-void lay_out_batch(const PeftSpec& peft, data::Batch& batch) {
+void lay_out_batch(const PeftSpec& peft, data::Batch& batch, LayoutScratch* scratch) {
   const int64_t offset = peft.position_offset();
   if (offset == 0) return;
   const int64_t rows = peft.virtual_rows(), L = batch.seq_len, T = L + rows;
@@ -13,18 +14,22 @@ void lay_out_batch(const PeftSpec& peft, data::Batch& batch) {
     for (int32_t& position : batch.positions) position += static_cast<int32_t>(offset);
     return;
   }
-  std::vector<int32_t> ids(B * T, 0), targets(B * T, data::kIgnoreTarget), positions(B * T);
+  LayoutScratch local;
+  LayoutScratch& out = scratch ? *scratch : local;
+  out.ids.assign(B * T, 0);
+  out.targets.assign(B * T, data::kIgnoreTarget);
+  out.positions.resize(B * T);
   for (int64_t b = 0; b < B; ++b) {
-    for (int64_t t = 0; t < rows; ++t) positions[b * T + t] = static_cast<int32_t>(t);
+    for (int64_t t = 0; t < rows; ++t) out.positions[b * T + t] = static_cast<int32_t>(t);
     for (int64_t t = 0; t < L; ++t) {
-      ids[b * T + rows + t] = batch.input_ids[b * L + t];
-      targets[b * T + rows + t] = batch.targets[b * L + t];
-      positions[b * T + rows + t] = batch.positions[b * L + t] + static_cast<int32_t>(offset);
+      out.ids[b * T + rows + t] = batch.input_ids[b * L + t];
+      out.targets[b * T + rows + t] = batch.targets[b * L + t];
+      out.positions[b * T + rows + t] = batch.positions[b * L + t] + static_cast<int32_t>(offset);
     }
   }
-  batch.input_ids = std::move(ids);
-  batch.targets = std::move(targets);
-  batch.positions = std::move(positions);
+  std::swap(batch.input_ids, out.ids);
+  std::swap(batch.targets, out.targets);
+  std::swap(batch.positions, out.positions);
   batch.seq_len = static_cast<int>(T);
 }
 

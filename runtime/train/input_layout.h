@@ -3,13 +3,22 @@
 // method (prefix tuning too) the real tokens' positions start at P, as in PEFT.
 #pragma once
 
+#include <cstdint>
+#include <vector>
 #include "models/peft/peft_spec.h"
+
 #include "runtime/data/batch_loader.h"
 
 namespace ft {
 
+// Buffers lay_out_batch swaps with the batch's, so that once both have grown to the model's rows a
+// step allocates nothing.
+struct LayoutScratch {
+  std::vector<int32_t> ids, targets, positions;
+};
+
 // Rewrites `batch` in place; a no-op for full fine-tuning and LoRA. Afterwards batch.seq_len is
 // peft.model_seq_len(L).
-void lay_out_batch(const PeftSpec& peft, data::Batch& batch);
+void lay_out_batch(const PeftSpec& peft, data::Batch& batch, LayoutScratch* scratch = nullptr);
 
 }  // namespace ft

@@ -18,6 +18,15 @@ namespace ft {
 // override applied.
 ModelConfig resolve_model_config(const config::ModelConfig& model);
 
+// model.init_from: an ft HDF5 checkpoint, or Hugging Face weights (a .safetensors file, a
+// model.safetensors.index.json, or a folder holding them). `base_only`: a PEFT run, which takes
+// only the frozen base from it (an ft adapter checkpoint is refused, naming peft.init_from).
+void load_init_weights(const std::string& path, const ModelConfig& model,
+                       const ParameterStore& params, bool base_only);
+
+// The PEFT method recorded in a checkpoint's config, resolved against `model`.
+PeftSpec saved_peft_spec(const std::string& checkpoint_path, const ModelConfig& model);
+
 struct RunParameters {
   config::RunConfig config;
   ModelConfig model;

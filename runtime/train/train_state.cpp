@@ -1,5 +1,6 @@
 #include "runtime/train/train_state.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "runtime/checkpoint/hdf5_checkpoint.h"
@@ -100,6 +101,13 @@ TrainState load_training_checkpoint(const std::string& path, const ParameterStor
           "run's base is {} (fingerprint {}). Load the base it was trained on with "
           "model.init_from",
           path, saved, reader.string_attribute("base_model"), base->description, base->fingerprint);
+    std::vector<std::string> expected;
+    for (const Parameter& param : params.all())
+      if (param.spec.trainable) expected.push_back(param.spec.name);
+    for (const std::string& name : reader.tensor_names("adapter"))
+      if (std::find(expected.begin(), expected.end(), name) == expected.end())
+        fail("adapter checkpoint {}: tensor 'adapter/{}' is not a parameter of this run's adapter",
+             path, name);
     for (const Parameter& param : params.all())
       if (param.spec.trainable) read_parameter(reader, "adapter/" + param.spec.name, param);
   } else {

@@ -56,9 +56,7 @@ void check_resume_compatible(const std::string& path, const config::RunConfig& s
   for (const char* field :
        {"seed", "data.train_file", "data.format", "data.seq_len", "data.shuffle", "data.too_long",
         "data.tokenizer", "data.chat_template", "data.train_on", "data.packing", "data.valid_split",
-        "model.preset", "model.hf_config", "model.max_position_embeddings", "dtype", "peft.method",
-        "peft.num_virtual_tokens", "peft.prefix_projection", "peft.encoder_hidden_size",
-        "peft.lora_r", "peft.lora_alpha", "peft.use_rslora", "peft.target_modules"}) {
+        "model.preset", "model.hf_config", "model.max_position_embeddings", "dtype"}) {
     std::string before = config::get_field(saved, field), after = config::get_field(now, field);
     if (before != after)
       fail(
@@ -142,10 +140,11 @@ Trainer::Trainer(TrainerOptions options)
 
   const int64_t global_batch = static_cast<int64_t>(config_.train().micro_batch_size()) *
                                config_.train().grad_accum_steps() * comm_->size();
-  total_steps_ = config_.train().max_steps() > 0
-                     ? config_.train().max_steps()
-                     : (train_loader_->rows_for_epochs(config_.train().epochs()) + global_batch -
-                        1) / global_batch;
+  total_steps_ =
+      config_.train().max_steps() > 0
+          ? config_.train().max_steps()
+          : (train_loader_->rows_for_epochs(config_.train().epochs()) + global_batch - 1) /
+                global_batch;
 
   output_dir_ = config_.output_dir();
   checkpoint_dir_ = output_dir_ + "/checkpoints";
@@ -184,7 +183,8 @@ Trainer::Trainer(TrainerOptions options)
   if (peft_.is_peft()) {
     // The frozen base comes from model.init_from (or the seeded init) on every start, resumes
     // included: adapter checkpoints hold only the adapter.
-    if (!base_path.empty()) load_base_weights(base_path, *params_);
+    if (!base_path.empty())
+      load_init_weights(base_path, model_config_, *params_, /*base_only=*/true);
     base_.fingerprint = base_fingerprint(*params_, ctx_.num_threads);
     base_.description = model_config_.summary() +
                         (base_path.empty() ? fmt::format(", seeded random init (seed {})", seed)
@@ -219,7 +219,11 @@ Trainer::Trainer(TrainerOptions options)
             resume_path, checkpoint_dir_, *newest);
     }
     // The config check first: a changed model would otherwise surface as a missing tensor.
-    check_resume_compatible(resume_path, config::from_text(saved_config, resume_path), config_);
+    const config::RunConfig saved = config::from_text(saved_config, resume_path);
+    check_resume_compatible(resume_path, saved, config_);
+    // The method compared as resolved: "" and "q_proj,v_proj" select the same LoRA modules.
+    check_same_adapter(resolve_peft_spec(saved.peft(), model_config_, saved.data().seq_len()),
+                       peft_, "--resume " + resume_path);
     state_ = load_training_checkpoint(resume_path, *params_, /*with_optimizer=*/true, base);
     if (state_.train_sequences != train_loader_->size())
       fail("--resume {}: the checkpointed run had {} training sequences, {} now holds {}",
@@ -233,7 +237,7 @@ Trainer::Trainer(TrainerOptions options)
     log_ << "ft: resumed from " << resume_path << " at step " << state_.step << "\n";
   } else {
     if (!base_path.empty() && !peft_.is_peft())
-      load_training_checkpoint(base_path, *params_, /*with_optimizer=*/false);
+      load_init_weights(base_path, model_config_, *params_, /*base_only=*/false);
     if (!config_.peft().init_from().empty()) {
       if (!peft_.is_peft())
         fail("peft.init_from = {}: an adapter needs a PEFT method (peft.method is full)",
@@ -301,8 +305,9 @@ void Trainer::print_startup_report() const {
   const config::DataConfig& data_config = config_.data();
   const std::string tokenizer =
       data_config.tokenizer().empty()
-          ? fmt::format("byte-level ({} ids: 256 bytes and <|endoftext|>, <|im_start|>, <|im_end|>)",
-                        tokenizer_->vocab_size())
+          ? fmt::format(
+                "byte-level ({} ids: 256 bytes and <|endoftext|>, <|im_start|>, <|im_end|>)",
+                tokenizer_->vocab_size())
           : fmt::format("{} ({} ids)", data_config.tokenizer(), tokenizer_->vocab_size());
   log_ << fmt::format("ft: tokenizer: {}; chat template {}; loss on {} tokens\n", tokenizer,
                       data_config.chat_template(), data_config.train_on());
@@ -343,6 +348,7 @@ void Trainer::load_adapter(const std::string& path) {
           "peft.init_from = {}: not an adapter checkpoint (a full checkpoint is a base: use "
           "model.init_from)",
           path);
+    check_same_adapter(saved_peft_spec(path, model_config_), peft_, "peft.init_from = " + path);
     load_training_checkpoint(path, *params_, /*with_optimizer=*/false, &base_);
   }
   log_ << "ft: adapter initialized from " << path << "\n";
@@ -356,8 +362,8 @@ EvalMetrics Trainer::evaluate(int64_t step, bool full) {
   const int64_t limit = full ? 0 : config_.train().eval_batches();
   // A sample of eval_batches micro-batches, drawn once by seed so every evaluation of the run
   // sees the same rows (the curve compares steps, not samples); the whole set when full.
-  const int64_t rows = limit == 0 ? valid_loader_->size()
-                                  : std::min<int64_t>(valid_loader_->size(), limit * micro);
+  const int64_t rows =
+      limit == 0 ? valid_loader_->size() : std::min<int64_t>(valid_loader_->size(), limit * micro);
   std::vector<int64_t> order = data::epoch_order(valid_loader_->size(), seed_, 0);
   order.resize(rows);
   std::sort(order.begin(), order.end());
@@ -365,7 +371,7 @@ EvalMetrics Trainer::evaluate(int64_t step, bool full) {
   double counts[2] = {0.0, 0.0};  // correct, tokens
   for (int64_t first = 0; first < rows; first += micro) {
     valid_loader_->eval_batch(order, first, micro, eval_batch_);
-    lay_out_batch(peft_, eval_batch_);
+    lay_out_batch(peft_, eval_batch_, &layout_scratch_);
     ForwardResult forward = model_->forward(ctx_, inputs_for(eval_batch_));
     loss_sum += forward.loss_sum;
     counts[0] += static_cast<double>(forward.correct);
@@ -429,7 +435,7 @@ TrainSummary Trainer::run() {
     double counts[1] = {0.0};
     for (data::Batch& batch : micro_batches_) {
       train_loader_->next(micro, batch);
-      lay_out_batch(peft_, batch);
+      lay_out_batch(peft_, batch, &layout_scratch_);
       counts[0] += static_cast<double>(batch.target_tokens);
     }
     comm_->all_reduce_sum(counts);
@@ -527,11 +533,13 @@ TrainSummary Trainer::run() {
   }
   if (peft_.is_peft() && config_.peft().export_peft() && comm_->rank() == 0) {
     PeftExportInfo info;
-    const std::string& hf_config = config_.model().hf_config();
-    info.base_model_name_or_path =
-        !hf_config.empty() ? std::filesystem::path(hf_config).parent_path().string()
-        : !config_.model().init_from().empty() ? config_.model().init_from()
-                                               : "ft-preset:" + config_.model().preset();
+    // A Hugging Face model folder when the base came from one; otherwise none (PEFT writes null),
+    // since an ft checkpoint or preset is nothing transformers could load.
+    const std::filesystem::path init_from(config_.model().init_from());
+    if (!init_from.empty() && std::filesystem::is_directory(init_from))
+      info.base_model_name_or_path = init_from.string();
+    else if (init_from.extension() == ".safetensors" || init_from.extension() == ".json")
+      info.base_model_name_or_path = init_from.parent_path().string();
     info.base_fingerprint = base_.fingerprint;
     export_peft_adapter(output_dir_ + "/adapter", peft_, model_config_, *params_, info, ctx_);
     summary.peft_adapter_dir = output_dir_ + "/adapter";

@@ -18,6 +18,7 @@
 #include "runtime/data/dataset.h"
 #include "runtime/data/tokenizer.h"
 #include "runtime/parameters.h"
+#include "runtime/train/input_layout.h"
 #include "runtime/train/lr_schedule.h"
 #include "runtime/train/metrics.h"
 #include "runtime/train/optimizer.h"
@@ -90,6 +91,7 @@ class Trainer {
   std::string output_dir_, checkpoint_dir_;
   std::vector<data::Batch> micro_batches_;
   data::Batch eval_batch_;
+  LayoutScratch layout_scratch_;
 };
 
 }  // namespace ft
