@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/data/hf_tokenizer.h"
 #include "runtime/error.h"
 #include "tests/support/python.h"
 #include "tests/support/temp_dir.h"
@@ -148,6 +149,77 @@ TEST(ChatTemplateParity, RendersWhatTransformersRenders) {
   EXPECT_EQ(refused_per_template["chatml"], 0);
 }
 
+// Token ids: ft's tokenize_chat with ft's HfTokenizer equals apply_chat_template(tokenize=True)
+// with the same tokenizer.json (one encode of the whole rendered text: no extra "▁" at an answer,
+// merges across the answer's start, [INST] as the added token it is). Prompt/completion: the ids
+// of tokenizer(prompt + completion) + EOS, and the mask from its offsets.
+TEST(ChatTemplateParity, TokenIdsEqualApplyChatTemplate) {
+  ft::testing::TempDir dir;
+  try {
+    transformers_cases(dir);
+  } catch (const std::exception& error) {
+    FAIL() << error.what();
+  }
+  const nlohmann::json result =
+      nlohmann::json::parse(ft::testing::read_file(dir.path("chat_token_cases.json")));
+  std::map<std::string, std::unique_ptr<HfTokenizer>> tokenizers;
+  std::map<std::string, int> chats_per_template, completions_per_template;
+  for (const nlohmann::json& c : result.at("cases")) {
+    const std::string name = c.at("template");
+    if (!tokenizers.count(name)) {
+      HfTokenizerOptions tokenizer_options;  // the template's EOS (cases of one template share it)
+      if (c.contains("eos_token")) tokenizer_options.eos_token = c.at("eos_token");
+      tokenizers[name] = HfTokenizer::load(dir.path(fmt::format("tokens/{}/tokenizer.json", name)),
+                                           tokenizer_options);
+    }
+    const HfTokenizer& tokenizer = *tokenizers[name];
+    const std::vector<int32_t> expected = c.at("ids");
+    if (c.contains("prompt")) {
+      SCOPED_TRACE(fmt::format("template {}, prompt {}", name, c.at("prompt").dump()));
+      const nlohmann::json record = {{"prompt", c.at("prompt")},
+                                     {"completion", c.at("completion")}};
+      const std::string path = dir.write(
+          fmt::format("{}_{}.jsonl", name, completions_per_template[name]), record.dump() + "\n");
+      DataOptions options;
+      options.seq_len = 1000;
+      const std::vector<Sequence> sequences = load_dataset(path, options, tokenizer, nullptr);
+      ASSERT_EQ(sequences.size(), 1u);
+      EXPECT_EQ(sequences[0].tokens, expected);
+      EXPECT_EQ(sequences[0].loss_mask, c.at("loss_mask").get<std::vector<uint8_t>>());
+      ++completions_per_template[name];
+      continue;
+    }
+    SCOPED_TRACE(fmt::format("template {}, conversation {}, add_generation_prompt {}", name,
+                             c.at("conversation").get<std::string>(),
+                             c.at("add_generation_prompt").get<bool>()));
+    std::vector<ChatMessage> messages;
+    for (const nlohmann::json& m : c.at("messages")) {
+      const std::string role = m.at("role");
+      messages.push_back(message(role, m.at("content"), role == "assistant"));
+    }
+    ChatTemplateOptions options;
+    options.add_generation_prompt = c.at("add_generation_prompt");
+    const Sequence sequence = tokenize_chat(name, messages, tokenizer, options);
+    EXPECT_EQ(sequence.tokens, expected);
+    // The trained tokens spell every answer (the mask comes from offsets into one encode).
+    std::vector<int32_t> trained;
+    for (size_t t = 0; t < sequence.tokens.size(); ++t) {
+      if (sequence.loss_mask[t] == 1) trained.push_back(sequence.tokens[t]);
+    }
+    const std::string trained_text = tokenizer.decode(trained);
+    for (const ChatMessage& m : messages) {
+      if (m.role != "assistant") continue;
+      const std::string answer(strip_unicode_whitespace(m.content));
+      EXPECT_NE(trained_text.find(answer), std::string::npos) << answer << " in " << trained_text;
+    }
+    ++chats_per_template[name];
+  }
+  for (const std::string name : {"chatml", "llama3", "llama2", "mistral"}) {
+    EXPECT_GE(chats_per_template[name], 20) << name;
+    EXPECT_GE(completions_per_template[name], 7) << name;
+  }
+}
+
 // --- Pieces, ids and masks ------------------------------------------------------------------
 
 TEST(ChatTemplate, ChatmlIdsAndMaskByHand) {
@@ -222,9 +294,9 @@ TEST(ChatTemplate, Llama2BosPerTurnAndTrainedAnswerSpacing) {
   expected.add({bos}).add("[INST] q2 [/INST]").add(" a2 ").add({eos});
   EXPECT_EQ(sequence.tokens, expected.tokens);
   EXPECT_EQ(sequence.loss_mask, expected.loss_mask);
-  // One encode call per run of text between special tokens and mask boundaries.
+  // One encode call per stretch of text between tokens, whatever the mask does inside it.
   EXPECT_EQ(tokenizer.encoded_texts,
-            (std::vector<std::string>{"[INST] <<SYS>>\nsys\n<</SYS>>\n\n q1 [/INST]", " a1 ",
+            (std::vector<std::string>{"[INST] <<SYS>>\nsys\n<</SYS>>\n\n q1 [/INST] a1 ",
                                       "[INST] q2 [/INST] a2 "}));
 }
 
@@ -276,15 +348,36 @@ TEST(ChatTemplate, OverriddenBosAndEosTexts) {
 TEST(ChatTemplate, PiecesMarkSpecialTokens) {
   const std::vector<ChatPiece> pieces =
       render_chat("llama2", {message("user", "q"), message("assistant", "a", true)});
-  ASSERT_EQ(pieces.size(), 4u);
+  ASSERT_EQ(pieces.size(), 6u);
   EXPECT_TRUE(pieces[0].special_token_text);
   EXPECT_EQ(pieces[0].text, "<s>");
-  EXPECT_FALSE(pieces[1].special_token_text);
-  EXPECT_FALSE(pieces[1].trained);
-  EXPECT_EQ(pieces[2].text, " a ");
-  EXPECT_TRUE(pieces[2].trained);
-  EXPECT_TRUE(pieces[3].special_token_text);
-  EXPECT_TRUE(pieces[3].trained);
+  EXPECT_TRUE(pieces[1].markup);
+  EXPECT_EQ(pieces[1].text, "[INST]");
+  EXPECT_EQ(pieces[2].text, " q ");
+  EXPECT_FALSE(pieces[2].special_token_text || pieces[2].markup || pieces[2].trained);
+  EXPECT_TRUE(pieces[3].markup);
+  EXPECT_EQ(pieces[3].text, "[/INST]");
+  EXPECT_EQ(pieces[4].text, " a ");
+  EXPECT_TRUE(pieces[4].trained);
+  EXPECT_TRUE(pieces[5].special_token_text);
+  EXPECT_TRUE(pieces[5].trained);
+}
+
+// Markup is the tokenizer's added token where it has one, text where not; the same name inside
+// a message stays text.
+TEST(ChatTemplate, MistralMarkupIsAnAddedTokenWhereTheTokenizerHasIt) {
+  const std::vector<ChatMessage> messages = {message("user", "[INST]"),
+                                             message("assistant", "a", true)};
+  NamedSpecialsTokenizer plain({"</s>", "<s>"});
+  ExpectedSequence as_text;
+  as_text.add({257}).add(" [INST] [INST] [/INST]").add(" a", 1).add({256}, 1);
+  EXPECT_EQ(tokenize_chat("mistral", messages, plain).tokens, as_text.tokens);
+  NamedSpecialsTokenizer with_markup({"</s>", "<s>", "[INST]", "[/INST]"});
+  ExpectedSequence as_tokens;
+  as_tokens.add({257}).add(" ").add({258}).add(" [INST] ").add({259}).add(" a", 1).add({256}, 1);
+  const Sequence sequence = tokenize_chat("mistral", messages, with_markup);
+  EXPECT_EQ(sequence.tokens, as_tokens.tokens);
+  EXPECT_EQ(sequence.loss_mask, as_tokens.loss_mask);
 }
 
 // --- Errors ---------------------------------------------------------------------------------

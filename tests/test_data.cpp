@@ -67,6 +67,25 @@ TEST(ByteTokenizer, SpecialTokens) {
   EXPECT_EQ(tokenizer.encode("<|im_end|>").size(), 10u);
 }
 
+// Token i is byte i; the default refuses a tokenizer whose encode does not give one id a byte.
+TEST(ByteTokenizer, OffsetsAreOneBytePerToken) {
+  const EncodedText encoded = ByteTokenizer().encode_with_offsets("aé");
+  EXPECT_EQ(encoded.ids, (std::vector<int32_t>{'a', 0xC3, 0xA9}));
+  EXPECT_EQ(encoded.offsets, (std::vector<std::pair<size_t, size_t>>{{0, 1}, {1, 2}, {2, 3}}));
+  struct PairTokenizer : ByteTokenizer {
+    std::vector<int32_t> encode(std::string_view text) const override {
+      return std::vector<int32_t>((text.size() + 1) / 2, 'x');
+    }
+  };
+  try {
+    PairTokenizer().encode_with_offsets("abcd");
+    ADD_FAILURE() << "a tokenizer with 2 bytes a token was given byte offsets";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("encode gave 2 tokens for 4 bytes"), std::string::npos)
+        << error.what();
+  }
+}
+
 TEST(ByteTokenizer, DecodeKeepsInvalidUtf8AndRejectsUnknownIds) {
   ByteTokenizer tokenizer;
   EXPECT_EQ(tokenizer.decode({0xFF, 'a', 0xC3}), std::string("\xFF"
@@ -138,6 +157,9 @@ TEST(ChatFormat, ErrorsNameFileLineAndProblem) {
       {R"({"messages": [{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}]})",
        "message 2 has unknown role 'bot' (expected system, user or assistant)"},
       {R"({"messages": [{"role": "assistant"}]})", "message 1 has no \"content\" string"},
+      {R"({"messages": [{"role": "user", "content": "a"}, {"content": "b"}]})",
+       "message 2 has no \"role\" string"},
+      {R"({"messages": [{"role": 3, "content": "b"}]})", "message 1 has no \"role\" string"},
       {R"({"messages": [{"role": "assistant", "content": 7}]})",
        "message 1 has no \"content\" string"},
       {R"({"messages": [{"role": "user", "content": "a"}]})", "example has no assistant message"},

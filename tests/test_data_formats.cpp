@@ -289,5 +289,125 @@ TEST(ValidSplit, DeterministicBySeedAndDisjoint) {
   }
 }
 
+// After a split each part counts its own examples: lengths before truncation and how many of
+// them were truncated; the dropped ones stay with the training part (they are in neither).
+TEST(ValidSplit, ReportsCountTheirOwnTruncatedExamples) {
+  const TempDir dir;
+  // Assistant-only examples render as content + 13 tokens; seq_len 20 keeps 21.
+  std::string lines;
+  for (int i = 0; i < 20; ++i) {
+    const int content = i % 4 == 0 ? 30 : (i == 5 ? 60 : 4);  // 5 truncated (43 tokens), 1 (73)
+    lines += R"({"messages": [{"role": "assistant", "content": ")" + std::string(content, 'x') +
+             "\"}]}\n";
+  }
+  DataOptions options = byte_options();
+  options.seq_len = 20;
+  DatasetReport train_report;
+  std::vector<Sequence> train =
+      load_dataset(dir.write("t.jsonl", lines), options, ByteTokenizer(), &train_report);
+  ASSERT_EQ(train_report.truncated, 6);
+  ASSERT_EQ(train_report.max_tokens, 73);
+  std::vector<Sequence> valid;
+  DatasetReport valid_report;
+  split_validation(train, 0.25, 3, valid, train_report, valid_report);
+  int64_t truncated_in_valid = 0, longest_in_valid = 0;
+  for (const Sequence& sequence : valid) {
+    truncated_in_valid += sequence.truncated;
+    longest_in_valid = std::max(longest_in_valid, sequence.example_tokens);
+  }
+  ASSERT_GT(truncated_in_valid, 0);  // seed 3 holds out some truncated examples
+  EXPECT_EQ(valid_report.truncated, truncated_in_valid);
+  EXPECT_EQ(train_report.truncated, 6 - truncated_in_valid);
+  EXPECT_EQ(valid_report.max_tokens, longest_in_valid);
+  EXPECT_GT(longest_in_valid, 21);  // the length before truncation, not the sequence's
+  EXPECT_EQ(std::max(train_report.max_tokens, valid_report.max_tokens), 73);
+  EXPECT_EQ(train_report.examples + valid_report.examples, 20);
+  EXPECT_DOUBLE_EQ(train_report.mean_tokens * train_report.examples +
+                       valid_report.mean_tokens * valid_report.examples,
+                   5 * 43 + 73 + 14 * 17);
+  EXPECT_EQ(valid_report.dropped, 0);
+}
+
+// With data.too_long = drop, the dropped examples stay on the training report.
+TEST(ValidSplit, DroppedExamplesStayOnTheTrainingReport) {
+  const TempDir dir;
+  std::string lines;
+  for (int i = 0; i < 10; ++i) {
+    const int content = i < 2 ? 30 : 4;
+    lines += R"({"messages": [{"role": "assistant", "content": ")" + std::string(content, 'x') +
+             "\"}]}\n";
+  }
+  DataOptions options = byte_options();
+  options.seq_len = 20;
+  options.too_long = "drop";
+  DatasetReport train_report, valid_report;
+  std::vector<Sequence> train =
+      load_dataset(dir.write("d.jsonl", lines), options, ByteTokenizer(), &train_report);
+  std::vector<Sequence> valid;
+  split_validation(train, 0.25, 3, valid, train_report, valid_report);
+  EXPECT_EQ(train_report.dropped, 2);
+  EXPECT_EQ(valid_report.dropped, 0);
+  EXPECT_EQ(train_report.truncated + valid_report.truncated, 0);
+}
+
+// A tokenizer that refuses some text (as HfTokenizer refuses invalid UTF-8): the error names the
+// data file and the line of the first invalid byte.
+class Utf8OnlyTokenizer : public ByteTokenizer {
+ public:
+  std::vector<int32_t> encode(std::string_view text) const override {
+    if (unicode_invalid(text)) fail("tokenizer test.json: the text is not valid UTF-8");
+    return ByteTokenizer::encode(text);
+  }
+  // Byte 0xFF, and (to reach a JSON record, which must be valid UTF-8) "ÿ".
+  static bool unicode_invalid(std::string_view text) {
+    return text.find('\xFF') != std::string_view::npos ||
+           text.find("\xC3\xBF") != std::string_view::npos;
+  }
+};
+
+TEST(TextFormat, EncodeErrorsNameTheFileAndLine) {
+  const TempDir dir;
+  const std::string path = dir.write("notes.txt", "line one\nline two\nbad \xFF here\n");
+  DataOptions options = byte_options();
+  std::string error;
+  try {
+    load_dataset(path, options, Utf8OnlyTokenizer(), nullptr);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find(path + ":3: tokenizer test.json: the text is not valid UTF-8"),
+            std::string::npos)
+      << error;
+  const std::string pc = dir.write("pc.jsonl", R"({"prompt": "a", "completion": "b"})"
+                                               "\n"
+                                               R"({"prompt": "a", "completion": "\u00ff"})"
+                                               "\n");
+  error.clear();
+  try {
+    load_dataset(pc, options, Utf8OnlyTokenizer(), nullptr);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find(pc + ":2: tokenizer test.json"), std::string::npos) << error;
+}
+
+TEST(DataFormat, JsonFileReadAsTextGetsAWarning) {
+  const TempDir dir;
+  DataOptions options = byte_options();
+  DatasetReport report;
+  load_dataset(dir.write("records.json", "\xEF\xBB\xBF  \n" + kChatLine + "\n"), options,
+               ByteTokenizer(), &report);
+  EXPECT_EQ(report.format, "text");
+  ASSERT_EQ(report.warnings.size(), 1u);
+  EXPECT_NE(report.warnings[0].find("a .json file is read as plain text"), std::string::npos);
+  EXPECT_NE(format_report(report).find("warning: a .json file"), std::string::npos);
+  // Not for plain prose in a .json file, nor when the format is set.
+  load_dataset(dir.write("prose.json", "just words\n"), options, ByteTokenizer(), &report);
+  EXPECT_TRUE(report.warnings.empty());
+  options.format = "text";
+  load_dataset(dir.write("set.json", kChatLine + "\n"), options, ByteTokenizer(), &report);
+  EXPECT_TRUE(report.warnings.empty());
+}
+
 }  // namespace
 }  // namespace ft::data

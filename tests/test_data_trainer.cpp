@@ -184,5 +184,33 @@ TEST(DataTrainer, TokenizerJsonReplacesTheByteTokenizer) {
             std::string::npos);
 }
 
+// data.chatml_default_system: off by default (no system message is added), on: Qwen2's default
+// system turn in front of each conversation without one, 38 more tokens with this tokenizer.
+TEST(DataTrainer, ChatmlDefaultSystemMessageIsAConfigChoice) {
+  TempDir dir;
+  config::RunConfig config = small_run(dir, 0);
+  std::string examples;
+  for (int i = 0; i < 10; ++i) {
+    examples += R"({"messages": [{"role": "user", "content": "hi"}, )"
+                R"({"role": "assistant", "content": "yo"}]})"
+                "\n";
+  }
+  config.mutable_data()->set_train_file(dir.write("chat.jsonl", examples));
+  config.mutable_data()->set_tokenizer(dir.write("tok/tokenizer.json", char_tokenizer_json()));
+  config.mutable_train()->set_max_steps(1);
+  const auto report_line = [&config] {
+    std::string text;
+    train(config, "", &text);
+    const size_t at = text.find("tokens per example:");
+    return at == std::string::npos ? text : text.substr(at, text.find(';', at) - at);
+  };
+  // <|im_start|> user\nhi <|im_end|> \n <|im_start|> assistant\nyo <|im_end|> \n
+  EXPECT_EQ(report_line(), "tokens per example: min 25 / mean 25.0 / max 25");
+  config.mutable_data()->set_chatml_default_system(true);
+  config.set_output_dir(dir.path("run_with_system"));
+  // + <|im_start|> system\nYou are a helpful assistant. <|im_end|> \n
+  EXPECT_EQ(report_line(), "tokens per example: min 63 / mean 63.0 / max 63");
+}
+
 }  // namespace
 }  // namespace ft

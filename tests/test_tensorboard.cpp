@@ -205,32 +205,50 @@ TEST(TensorBoard, MetricsLogIsReadByTheTensorBoardPackage) {
     step.step = 1;
     step.loss = 2.5;
     step.accuracy = 0.25;
+    step.lr = 0.5;
+    step.grad_norm = 1.25;
+    step.trained_tokens = 30;
     EvalMetrics eval{1, 2.75, 0.125, 40};
     metrics.log_step(step, eval);
     metrics.log_eval(eval);
     step.step = 2;
     step.loss = 2.0;
+    step.lr = 0.25;
+    step.grad_norm = 0.75;
+    step.trained_tokens = 70;
     metrics.log_step(step, std::nullopt);
     metrics.log_full_eval(EvalMetrics{2, 1.5, 0.5, 400});
   }
-  // metrics.jsonl: the full evaluation's own line.
+  // metrics.jsonl: OpenAI's metric names on the step and evaluation lines; the full evaluation's
+  // own line.
   std::ifstream jsonl(dir.path() + "/metrics.jsonl");
   std::string line, last;
-  while (std::getline(jsonl, line)) last = line;
+  std::vector<nlohmann::json> lines;
+  while (std::getline(jsonl, line)) lines.push_back(nlohmann::json::parse(last = line));
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[0]["train_loss"], 2.5);
+  EXPECT_EQ(lines[0]["train_mean_token_accuracy"], 0.25);
+  EXPECT_EQ(lines[0]["trained_tokens"], 30);
+  EXPECT_EQ(lines[1]["valid_loss"], 2.75);
+  EXPECT_EQ(lines[1]["valid_mean_token_accuracy"], 0.125);
+  EXPECT_EQ(lines[1]["valid_tokens"], 40);
+  EXPECT_EQ(lines[2]["train_loss"], 2.0);
+  EXPECT_EQ(lines[2]["trained_tokens"], 70);
   const nlohmann::json full = nlohmann::json::parse(last);
   EXPECT_EQ(full["step"], 2);
   EXPECT_EQ(full["full_valid_loss"], 1.5);
   EXPECT_EQ(full["full_valid_mean_token_accuracy"], 0.5);
   EXPECT_EQ(full["full_valid_tokens"], 400);
-  // results.csv keeps OpenAI's columns; the full evaluation is not a step row.
+  // results.csv: OpenAI's results-file columns and trained_tokens; the full evaluation is not a
+  // step row.
   std::ifstream csv(dir.path() + "/results.csv");
   std::vector<std::string> rows;
   while (std::getline(csv, line)) rows.push_back(line);
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0],
-            "step,train_loss,train_mean_token_accuracy,valid_loss,valid_mean_token_accuracy");
-  EXPECT_EQ(rows[1], "1,2.5,0.25,2.75,0.125");
-  EXPECT_EQ(rows[2], "2,2,0.25,,");
+            "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy,trained_tokens");
+  EXPECT_EQ(rows[1], "1,2.5,0.25,2.75,0.125,30");
+  EXPECT_EQ(rows[2], "2,2,0.25,,,70");
 
   nlohmann::json scalars;
   try {
@@ -247,6 +265,9 @@ TEST(TensorBoard, MetricsLogIsReadByTheTensorBoardPackage) {
   };
   EXPECT_EQ(points("train/loss"), (Points{{1, 2.5}, {2, 2.0}})) << scalars.dump();
   EXPECT_EQ(points("train/mean_token_accuracy"), (Points{{1, 0.25}, {2, 0.25}}));
+  EXPECT_EQ(points("train/lr"), (Points{{1, 0.5}, {2, 0.25}}));
+  EXPECT_EQ(points("train/grad_norm"), (Points{{1, 1.25}, {2, 0.75}}));
+  EXPECT_EQ(points("train/trained_tokens"), (Points{{1, 30.0}, {2, 70.0}}));
   EXPECT_EQ(points("valid/loss"), (Points{{1, 2.75}}));
   EXPECT_EQ(points("valid/mean_token_accuracy"), (Points{{1, 0.125}}));
   EXPECT_EQ(points("valid/full_loss"), (Points{{2, 1.5}}));

@@ -8,6 +8,15 @@ with the conversation, and either the string apply_chat_template(tokenize=False)
 error it raises. tests/test_chat_template.cpp renders the same conversations with
 runtime/data/chat_template.cpp and compares the strings exactly.
 
+Token ids too: for chatml, llama3, llama2 and mistral, the matching small tokenizer of
+tools/tokenizer_parity.py (qwen2, llama3, llama2, mistral kinds; the template's BOS/EOS and
+markup tokens added as special tokens where the kind lacks them) is written to
+DIR/tokens/<template>/tokenizer.json, and DIR/chat_token_cases.json holds
+apply_chat_template(tokenize=True) of each conversation (those whose contents hold no special
+token's name: Hugging Face would parse those, ft keeps them text), and for prompt/completion
+pairs tokenizer(prompt + completion).input_ids (no special tokens added) + EOS with the mask of
+tokens whose offsets reach into the completion.
+
 Each model family's template below is the Jinja text of the `chat_template` field in that model's
 tokenizer_config.json on the Hugging Face hub (the model is named above each one). No hub access
 is needed: the tokenizer is a tiny local `tokenizers` object with the family's BOS/EOS strings and
@@ -232,6 +241,77 @@ def render_cases():
     return cases
 
 
+# template -> (tools/tokenizer_parity.py kind, special tokens the template writes).
+TOKEN_KINDS = {
+    "chatml": ("qwen2", ["<|im_start|>", "<|im_end|>"]),
+    "llama3": ("llama3", ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                          "<|eot_id|>"]),
+    "llama2": ("llama2", ["<s>", "</s>"]),
+    "mistral": ("mistral", ["<s>", "</s>", "[INST]", "[/INST]"]),
+}
+
+PROMPT_COMPLETIONS = [
+    ("What is 2+2?", " 4"),
+    ("Translate to French: cat", "\nchat"),
+    ("Q: héllo 世界\nA:", " こんにちは 🌍"),
+    ("trailing space ", "answer"),
+    ("no space", "joined"),
+    ("  ", "  spaces  "),
+    ("x", "\n\n\tindented"),
+]
+
+
+def token_cases(out_dir):
+    from tokenizers import AddedToken, Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import tokenizer_parity
+
+    kinds = tokenizer_parity.build_kinds()
+    cases = []
+    for template_name, (kind, specials) in TOKEN_KINDS.items():
+        template, bos_token, eos_token = TEMPLATES[template_name]
+        backend = Tokenizer.from_str(json.dumps(kinds[kind][0]))
+        backend.add_special_tokens([AddedToken(name, special=True, normalized=False)
+                                    for name in specials if backend.token_to_id(name) is None])
+        folder = out_dir / "tokens" / template_name
+        folder.mkdir(parents=True, exist_ok=True)
+        backend.save(str(folder / "tokenizer.json"))
+        tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=bos_token,
+                                            eos_token=eos_token)
+        tokenizer.chat_template = template
+        added = [token.content for token in backend.get_added_tokens_decoder().values()
+                 if token.special]
+        for conversation_name, messages in CONVERSATIONS.items():
+            if any(name in message["content"] for message in messages for name in added):
+                continue
+            for add_generation_prompt in (False, True):
+                try:
+                    ids = tokenizer.apply_chat_template(
+                        messages, tokenize=True, add_generation_prompt=add_generation_prompt)
+                except jinja2.exceptions.TemplateError:
+                    continue
+                if (template_name, conversation_name) in FT_REFUSES:
+                    continue
+                if isinstance(ids, dict) or hasattr(ids, "keys"):
+                    ids = ids["input_ids"]
+                cases.append({"template": template_name, "eos_token": eos_token,
+                              "conversation": conversation_name,
+                              "add_generation_prompt": add_generation_prompt,
+                              "messages": messages, "ids": list(ids)})
+        for prompt, completion in PROMPT_COMPLETIONS:
+            encoded = tokenizer(prompt + completion, add_special_tokens=False,
+                                return_offsets_mapping=True)
+            mask = [1 if end > len(prompt) else 0 for _, end in encoded["offset_mapping"]]
+            mask = ([0] + mask[1:] + [1]) if mask else [1]
+            cases.append({"template": template_name, "eos_token": eos_token,
+                          "prompt": prompt, "completion": completion,
+                          "ids": encoded["input_ids"] + [tokenizer.eos_token_id],
+                          "loss_mask": mask})
+    return cases
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="directory for chat_template_cases.json")
@@ -249,6 +329,10 @@ def main():
     path = out_dir / "chat_template_cases.json"
     path.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {len(cases)} cases to {path}")
+    token_path = out_dir / "chat_token_cases.json"
+    token_path.write_text(json.dumps({"cases": token_cases(out_dir)}, ensure_ascii=False,
+                                      indent=1) + "\n", encoding="utf-8")
+    print(f"wrote token cases to {token_path}")
 
 
 if __name__ == "__main__":

@@ -85,6 +85,10 @@ class BpeModel {
   std::optional<int32_t> token_to_id(std::string_view token) const;
   // nullptr when no vocabulary entry has this id.
   const std::string* id_to_token(int32_t id) const;
+  bool byte_fallback() const { return byte_fallback_; }
+  std::optional<int32_t> unk_id() const { return unk_id_; }
+  const std::string& continuing_subword_prefix() const { return continuing_subword_prefix_; }
+  const std::string& end_of_word_suffix() const { return end_of_word_suffix_; }
   // The largest id in the vocabulary (-1 when empty).
   int32_t max_id() const { return static_cast<int32_t>(tokens_by_id_.size()) - 1; }
 

@@ -13,6 +13,20 @@ constexpr std::array<std::string_view, 3> kSpecialNames = {"<|endoftext|>", "<|i
 
 }  // namespace
 
+EncodedText Tokenizer::encode_with_offsets(std::string_view text, bool) const {
+  EncodedText encoded;
+  encoded.ids = encode(text);
+  if (encoded.ids.size() != text.size()) {
+    fail(
+        "Tokenizer::encode_with_offsets: the default takes token i for byte i, but encode gave {} "
+        "tokens for {} bytes (the tokenizer must override encode_with_offsets)",
+        encoded.ids.size(), text.size());
+  }
+  encoded.offsets.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) encoded.offsets.emplace_back(i, i + 1);
+  return encoded;
+}
+
 std::vector<int32_t> ByteTokenizer::encode(std::string_view text) const {
   std::vector<int32_t> ids;
   ids.reserve(text.size());

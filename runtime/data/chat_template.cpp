@@ -23,7 +23,7 @@ class PieceWriter {
  public:
   void text(std::string_view text, bool trained = false) {
     if (text.empty()) return;
-    if (!pieces_.empty() && !pieces_.back().special_token_text &&
+    if (!pieces_.empty() && !pieces_.back().special_token_text && !pieces_.back().markup &&
         pieces_.back().trained == trained) {
       pieces_.back().text += text;
       return;
@@ -32,6 +32,9 @@ class PieceWriter {
   }
   void special(std::string_view token, bool trained = false) {
     pieces_.push_back({std::string(token), true, trained});
+  }
+  void markup(std::string_view token) {
+    pieces_.push_back({std::string(token), false, false, true});
   }
   std::vector<ChatPiece> take() { return std::move(pieces_); }
 
@@ -115,7 +118,9 @@ std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages,
     out.special("<|im_end|>", trained);
     out.text("\n");
   };
-  if (messages[0].role != "system") turn("system", kQwen2DefaultSystem, false);
+  if (options.chatml_default_system && messages[0].role != "system") {
+    turn("system", kQwen2DefaultSystem, false);
+  }
   for (const ChatMessage& message : messages) turn(message.role, message.content, message.trained);
   if (options.add_generation_prompt) {
     out.special("<|im_start|>");
@@ -159,7 +164,9 @@ std::vector<ChatPiece> render_llama2(const std::vector<ChatMessage>& messages,
     const std::string_view stripped = strip_unicode_whitespace(content);
     if (message.role == "user") {
       out.special(bos);
-      out.text(fmt::format("[INST] {} [/INST]", stripped));
+      out.markup("[INST]");
+      out.text(fmt::format(" {} ", stripped));
+      out.markup("[/INST]");
     } else {
       out.text(fmt::format(" {} ", stripped), message.trained);
       out.special(eos, message.trained);
@@ -180,7 +187,10 @@ std::vector<ChatPiece> render_mistral(const std::vector<ChatMessage>& messages,
       // The system message and a blank line go in front of the first user message.
       const std::string system =
           i == first && first == 1 ? messages[0].content + "\n\n" : std::string();
-      out.text(fmt::format(" [INST] {}{} [/INST]", system, message.content));
+      out.text(" ");
+      out.markup("[INST]");
+      out.text(fmt::format(" {}{} ", system, message.content));
+      out.markup("[/INST]");
     } else {
       out.text(" " + message.content, message.trained);
       out.special(eos, message.trained);
@@ -238,34 +248,49 @@ std::string chat_text(const std::vector<ChatPiece>& pieces) {
 Sequence tokenize_chat_pieces(const std::vector<ChatPiece>& pieces, const Tokenizer& tokenizer,
                               std::string_view template_name) {
   Sequence sequence;
-  auto append = [&sequence](const std::vector<int32_t>& ids, bool trained) {
-    sequence.tokens.insert(sequence.tokens.end(), ids.begin(), ids.end());
-    sequence.loss_mask.insert(sequence.loss_mask.end(), ids.size(), trained ? 1 : 0);
+  // The text since the last token, and the byte ranges of it that trained pieces wrote.
+  std::string stretch;
+  std::vector<std::pair<size_t, size_t>> trained_ranges;
+  const auto is_trained = [&trained_ranges](size_t begin, size_t end) {
+    for (const auto& [trained_begin, trained_end] : trained_ranges) {
+      if (begin == end ? begin >= trained_begin && begin < trained_end
+                       : begin < trained_end && end > trained_begin) {
+        return true;
+      }
+    }
+    return false;
   };
-  // Text is encoded a run at a time: one encode call per stretch between special tokens and
-  // trained/untrained boundaries, so BPE merges see as much context as the mask allows.
-  std::string run;
-  bool run_trained = false;
-  auto flush_run = [&] {
-    if (!run.empty()) append(tokenizer.encode(run), run_trained);
-    run.clear();
+  const auto flush_stretch = [&] {
+    if (stretch.empty()) return;
+    const EncodedText encoded =
+        tokenizer.encode_with_offsets(stretch, /*at_text_start=*/sequence.tokens.empty());
+    for (size_t t = 0; t < encoded.ids.size(); ++t) {
+      sequence.tokens.push_back(encoded.ids[t]);
+      const auto [begin, end] = encoded.offsets[t];
+      sequence.loss_mask.push_back(is_trained(begin, end) ? 1 : 0);
+    }
+    stretch.clear();
+    trained_ranges.clear();
   };
   for (const ChatPiece& piece : pieces) {
-    if (piece.special_token_text) {
-      flush_run();
-      const std::optional<int32_t> id = tokenizer.special_token(piece.text);
-      if (!id) {
-        fail("chat template '{}' needs the special token '{}', which the tokenizer does not have",
-             template_name, piece.text);
-      }
-      append({*id}, piece.trained);
+    const std::optional<int32_t> id = piece.special_token_text || piece.markup
+                                          ? tokenizer.special_token(piece.text)
+                                          : std::nullopt;
+    if (piece.special_token_text && !id) {
+      fail("chat template '{}' needs the special token '{}', which the tokenizer does not have",
+           template_name, piece.text);
+    }
+    if (id) {
+      flush_stretch();
+      sequence.tokens.push_back(*id);
+      sequence.loss_mask.push_back(piece.trained ? 1 : 0);
       continue;
     }
-    if (!run.empty() && run_trained != piece.trained) flush_run();
-    run_trained = piece.trained;
-    run += piece.text;
+    if (piece.trained)
+      trained_ranges.emplace_back(stretch.size(), stretch.size() + piece.text.size());
+    stretch += piece.text;
   }
-  flush_run();
+  flush_stretch();
   if (!sequence.loss_mask.empty()) sequence.loss_mask[0] = 0;  // nothing predicts token 0
   return sequence;
 }

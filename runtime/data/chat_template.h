@@ -2,8 +2,9 @@
 // template renders, cut into pieces that say which text is a special token and which is trained,
 // and those pieces -> token ids with a loss mask.
 //
-//   chatml   Qwen2-Instruct's template (<|im_start|>role\n...<|im_end|>\n); a conversation that
-//            does not start with a system message gets "You are a helpful assistant.".
+//   chatml   Qwen2-Instruct's template (<|im_start|>role\n...<|im_end|>\n); with
+//            chatml_default_system, a conversation that does not start with a system message
+//            gets "You are a helpful assistant." as Qwen2's template writes.
 //   llama3   Meta-Llama-3-Instruct (<|begin_of_text|> once, header ids, contents trimmed,
 //            <|eot_id|>).
 //   llama2   Llama-2-chat (<s>[INST] ... [/INST] answer </s> per turn; the system message in
@@ -35,6 +36,10 @@ struct ChatPiece {
   // Part of a trained assistant message: its content, the end-of-turn token that closes it
   // (<|im_end|>, <|eot_id|>, </s>) and the spacing the template puts inside the answer.
   bool trained = false;
+  // Template markup ("[INST]", "[/INST]") that is one token where the tokenizer has it as an
+  // added token (as Hugging Face's tokenizer splits added tokens out of the rendered text), and
+  // text otherwise. Message contents are never markup: names of tokens in them stay text.
+  bool markup = false;
 };
 
 struct ChatTemplateOptions {
@@ -46,6 +51,8 @@ struct ChatTemplateOptions {
   // default EOS: tokenize_chat takes it from the tokenizer.
   std::string bos_token;
   std::string eos_token;
+  // chatml: a conversation without a first system message gets Qwen2-Instruct's default one.
+  bool chatml_default_system = true;
 };
 
 // "chatml", "llama3", "llama2", "mistral", "plain".
@@ -62,12 +69,18 @@ std::vector<ChatPiece> render_chat(std::string_view name, const std::vector<Chat
 // The pieces' texts concatenated: the string apply_chat_template(tokenize=False) returns.
 std::string chat_text(const std::vector<ChatPiece>& pieces);
 
-// Token ids and loss mask of rendered pieces. A special piece becomes tokenizer.special_token(text)
-// (ft::Error naming the template and the token when the tokenizer lacks it); each maximal run of
-// text pieces with the same `trained` flag is one tokenizer.encode call, so special-token names
-// inside message text stay text. loss_mask[t] is 1 for tokens of trained pieces, except
-// loss_mask[0] (nothing predicts the first token). BOS is exactly where the template writes it:
-// nothing is added.
+// Token ids and loss mask of rendered pieces, as Hugging Face's apply_chat_template(tokenize=True)
+// encodes the rendered text. A special piece becomes tokenizer.special_token(text) (ft::Error
+// naming the template and the token when the tokenizer lacks it); a markup piece too where the
+// tokenizer has it, else it is text. Each stretch of text between tokens is ONE
+// tokenizer.encode_with_offsets call (special-token names inside message text stay text), so
+// merges across a trained/untrained boundary and a Metaspace "▁" come out as in the whole-text
+// encode; only the stretch at the very start counts as the start of the text. loss_mask[t] is 1
+// for a token whose bytes overlap a trained piece (a token straddling the boundary is trained:
+// the loss covers every token that spells part of the answer, as TRL's assistant-only masks from
+// offsets do); a token with no bytes (an inserted "▁") is trained when the byte it stands in front
+// of is. loss_mask[0] is 0 (nothing predicts the first token). BOS is exactly where the template
+// writes it: nothing is added.
 Sequence tokenize_chat_pieces(const std::vector<ChatPiece>& pieces, const Tokenizer& tokenizer,
                               std::string_view template_name);
 

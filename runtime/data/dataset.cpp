@@ -14,6 +14,7 @@
 #include "runtime/data/batch_loader.h"
 #include "runtime/data/chat_template.h"
 #include "runtime/data/dataset_records.h"
+#include "runtime/data/unicode_text.h"
 #include "runtime/error.h"
 
 namespace ft::data {
@@ -75,6 +76,7 @@ class ReportBuilder {
 // Applies the too_long policy; returns false when the sequence is to be dropped.
 bool fit_to_length(Sequence& sequence, int seq_len, bool truncate, DatasetReport& report) {
   const size_t max_tokens = static_cast<size_t>(seq_len) + 1;
+  sequence.example_tokens = static_cast<int64_t>(sequence.tokens.size());
   if (sequence.tokens.size() <= max_tokens) return true;
   if (!truncate) {
     ++report.dropped;
@@ -82,6 +84,7 @@ bool fit_to_length(Sequence& sequence, int seq_len, bool truncate, DatasetReport
   }
   sequence.tokens.resize(max_tokens);
   sequence.loss_mask.resize(max_tokens);
+  sequence.truncated = true;
   ++report.truncated;
   return true;
 }
@@ -104,10 +107,10 @@ Sequence render_chat_example(const std::vector<ChatMessage>& messages, const Dat
     }
   }
   Sequence sequence;
+  ChatTemplateOptions template_options;
+  template_options.chatml_default_system = options.chatml_default_system;
   try {
-    sequence = options.chat_template == "chatml" && !options.chatml_default_system
-                   ? render_chatml(messages, tokenizer)
-                   : tokenize_chat(options.chat_template, messages, tokenizer);
+    sequence = tokenize_chat(options.chat_template, messages, tokenizer, template_options);
   } catch (const Error& error) {  // a conversation the template refuses, a missing token
     fail("{}: {}", where, error.what());
   }
@@ -115,15 +118,26 @@ Sequence render_chat_example(const std::vector<ChatMessage>& messages, const Dat
   return sequence;
 }
 
+// One encode call for prompt + completion: merges across the seam and a Metaspace "▁" come out
+// as in Hugging Face's tokenizer(prompt + completion). Tokens overlapping the completion's bytes
+// are trained (a token straddling the seam too).
 Sequence render_prompt_completion(const PromptCompletion& example, const DataOptions& options,
-                                  const Tokenizer& tokenizer) {
+                                  const Tokenizer& tokenizer, const std::string& where) {
+  EncodedText encoded;
+  try {
+    encoded = tokenizer.encode_with_offsets(example.prompt + example.completion);
+  } catch (const Error& error) {
+    fail("{}: {}", where, error.what());
+  }
   Sequence sequence;
-  sequence.tokens = tokenizer.encode(example.prompt);
-  sequence.loss_mask.assign(sequence.tokens.size(), options.train_on == "all" ? 1 : 0);
-  std::vector<int32_t> completion = tokenizer.encode(example.completion);
-  completion.push_back(tokenizer.eos_id());
-  sequence.tokens.insert(sequence.tokens.end(), completion.begin(), completion.end());
-  sequence.loss_mask.insert(sequence.loss_mask.end(), completion.size(), 1);
+  sequence.tokens = std::move(encoded.ids);
+  const size_t completion_start = example.prompt.size();
+  for (const auto& [begin, end] : encoded.offsets) {
+    const bool completion = begin == end ? begin >= completion_start : end > completion_start;
+    sequence.loss_mask.push_back(options.train_on == "all" || completion ? 1 : 0);
+  }
+  sequence.tokens.push_back(tokenizer.eos_id());
+  sequence.loss_mask.push_back(1);
   sequence.loss_mask[0] = 0;
   return sequence;
 }
@@ -140,7 +154,7 @@ std::vector<Sequence> load_jsonl(const std::string& path, const std::string& con
         format == "chat"
             ? render_chat_example(parse_chat_record(line, where), options, tokenizer, where)
             : render_prompt_completion(parse_prompt_completion_record(line, where), options,
-                                       tokenizer);
+                                       tokenizer, where);
     builder.add_example(static_cast<int64_t>(sequence.tokens.size()));
     if (fit_to_length(sequence, options.seq_len, truncate, report)) {
       builder.add_sequence(sequence);
@@ -154,10 +168,18 @@ std::vector<Sequence> load_jsonl(const std::string& path, const std::string& con
 
 // The file is one stream: encode(contents) + eos, cut into windows of seq_len + 1 tokens that
 // advance by seq_len, so every token but the first is a target exactly once.
-std::vector<Sequence> load_text(std::string_view contents, const Tokenizer& tokenizer, int seq_len,
-                                DatasetReport& report) {
+std::vector<Sequence> load_text(const std::string& path, std::string_view contents,
+                                const Tokenizer& tokenizer, int seq_len, DatasetReport& report) {
   skip_bom(contents);
-  std::vector<int32_t> stream = tokenizer.encode(contents);
+  std::vector<int32_t> stream;
+  try {
+    stream = tokenizer.encode(contents);
+  } catch (const Error& error) {  // e.g. invalid UTF-8 for a Hugging Face tokenizer
+    const size_t bad = unicode::find_invalid_utf8(contents);
+    if (bad == std::string_view::npos) fail("{}: {}", path, error.what());
+    const size_t line = 1 + std::count(contents.begin(), contents.begin() + bad, '\n');
+    fail("{}:{}: {}", path, line, error.what());
+  }
   stream.push_back(tokenizer.eos_id());
   ReportBuilder builder(report);
   builder.add_example(static_cast<int64_t>(stream.size()));
@@ -195,50 +217,42 @@ void check_options(const std::string& path, const DataOptions& options) {
   }
 }
 
-// Token counts of the sequences alone (after a split the examples are the sequences).
-void recount(const std::vector<Sequence>& sequences, DatasetReport& report) {
+// The counts of a part of a split from its own sequences: each sequence is one example with its
+// length before truncation. The dropped examples were in no part: `keep_dropped` keeps them.
+void recount(const std::vector<Sequence>& sequences, DatasetReport& report, bool keep_dropped) {
   const DatasetReport before = report;
   report = DatasetReport{};
   report.path = before.path;
   report.format = before.format;
-  report.truncated = before.truncated;
-  report.dropped = before.dropped;
+  report.dropped = keep_dropped ? before.dropped : 0;
   report.warnings = before.warnings;
   ReportBuilder builder(report);
   for (const Sequence& sequence : sequences) {
-    builder.add_example(static_cast<int64_t>(sequence.tokens.size()));
+    builder.add_example(sequence.example_tokens > 0 ? sequence.example_tokens
+                                                    : static_cast<int64_t>(sequence.tokens.size()));
     builder.add_sequence(sequence);
+    report.truncated += sequence.truncated ? 1 : 0;
   }
   builder.finish();
+}
+
+// A .json file that auto reads as text but starts like JSON records.
+bool looks_like_json(const std::string& path, std::string_view contents) {
+  std::string extension = std::filesystem::path(path).extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (extension != ".json") return false;
+  skip_bom(contents);
+  const size_t first = contents.find_first_not_of(" \t\r\n");
+  return first != std::string_view::npos && (contents[first] == '{' || contents[first] == '[');
 }
 
 }  // namespace
 
 Sequence render_chatml(const std::vector<ChatMessage>& messages, const Tokenizer& tokenizer) {
-  const std::optional<int32_t> im_start = tokenizer.special_token("<|im_start|>");
-  const std::optional<int32_t> im_end = tokenizer.special_token("<|im_end|>");
-  if (!im_start || !im_end) {
-    fail(
-        "ChatML rendering needs the special tokens <|im_start|> and <|im_end|>; the tokenizer "
-        "lacks {}",
-        !im_start ? "<|im_start|>" : "<|im_end|>");
-  }
-  const std::vector<int32_t> newline = tokenizer.encode("\n");
-  Sequence sequence;
-  auto append = [&sequence](const std::vector<int32_t>& ids, uint8_t mask) {
-    sequence.tokens.insert(sequence.tokens.end(), ids.begin(), ids.end());
-    sequence.loss_mask.insert(sequence.loss_mask.end(), ids.size(), mask);
-  };
-  for (const ChatMessage& message : messages) {
-    const uint8_t mask = message.trained ? 1 : 0;
-    append({*im_start}, 0);
-    append(tokenizer.encode(message.role + "\n"), 0);
-    append(tokenizer.encode(message.content), mask);
-    append({*im_end}, mask);
-    append(newline, 0);
-  }
-  if (!sequence.loss_mask.empty()) sequence.loss_mask[0] = 0;  // nothing predicts token 0
-  return sequence;
+  ChatTemplateOptions options;
+  options.chatml_default_system = false;
+  return tokenize_chat("chatml", messages, tokenizer, options);
 }
 
 std::string resolve_format(const std::string& format, const std::string& path,
@@ -264,7 +278,7 @@ std::vector<Sequence> load_dataset(const std::string& path, const DataOptions& o
   local_report.path = path;
   local_report.format = resolved;
   std::vector<Sequence> sequences =
-      resolved == "text" ? load_text(contents, tokenizer, options.seq_len, local_report)
+      resolved == "text" ? load_text(path, contents, tokenizer, options.seq_len, local_report)
                          : load_jsonl(path, contents, resolved, options, tokenizer, local_report);
   if (sequences.empty()) {
     fail("dataset '{}' ({}) has no sequences: {} examples, {} dropped as longer than {} tokens",
@@ -275,6 +289,11 @@ std::vector<Sequence> load_dataset(const std::string& path, const DataOptions& o
         "dataset '{}' ({}) has no trained tokens: every answer has weight 0 or was cut away by "
         "truncation to {} tokens ({} sequences)",
         path, resolved, options.seq_len + 1, local_report.sequences);
+  }
+  if (resolved == "text" && options.format == "auto" && looks_like_json(path, contents)) {
+    local_report.warnings.push_back(
+        "a .json file is read as plain text (auto reads records from .jsonl files only): rename "
+        "it to .jsonl with one JSON record per line, or set data.format");
   }
   if (resolved != "text" && local_report.examples < kFewExamples) {
     local_report.warnings.push_back(fmt::format("only {} examples: at least {} are recommended",
@@ -323,8 +342,8 @@ void split_validation(std::vector<Sequence>& train, double fraction, uint64_t se
   valid_report.format = train_report.format;
   valid_report.path = fmt::format("{} (valid_split {}: {} sequences held out)", train_report.path,
                                   fraction, held_out);
-  recount(train, train_report);
-  recount(valid, valid_report);
+  recount(train, train_report, /*keep_dropped=*/true);
+  recount(valid, valid_report, /*keep_dropped=*/false);
 }
 
 std::string format_report(const DatasetReport& report) {

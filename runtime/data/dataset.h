@@ -2,11 +2,13 @@
 // Formats:
 //   chat               OpenAI chat JSONL: {"messages": [{"role": .., "content": ..}, ...]}, an
 //                      optional "weight": 0|1 on assistant messages; rendered with a chat template.
-//   prompt_completion  JSONL {"prompt": .., "completion": ..}: encode(prompt) + encode(completion)
-//                      + EOS, the loss on the completion and EOS.
+//   prompt_completion  JSONL {"prompt": .., "completion": ..}: encode(prompt + completion) + EOS
+//                      (one encode call, as Hugging Face's tokenizer(prompt + completion)), the
+//                      loss on the tokens that overlap the completion's bytes, and EOS.
 //   text               one token stream (the file + EOS) cut into overlapping windows.
 // "auto" reads a .jsonl file (any letter case) by its first record: "messages" is chat, "prompt"
-// and "completion" is prompt_completion; any other file is text.
+// and "completion" is prompt_completion; any other file is text (a .json file that starts with a
+// JSON object or array gets a report warning: it is probably records, read as plain text).
 #pragma once
 
 #include <cstdint>
@@ -23,6 +25,9 @@ namespace ft::data {
 struct Sequence {
   std::vector<int32_t> tokens;
   std::vector<uint8_t> loss_mask;
+  // The example's token count before truncation (0: tokens.size()); reports recount from it.
+  int64_t example_tokens = 0;
+  bool truncated = false;  // cut to seq_len + 1 tokens by data.too_long = truncate
 };
 
 // Below this many examples a training file gets a warning: too few to learn from.
@@ -49,8 +54,8 @@ struct DataOptions {
   std::string format = "auto";           // auto | chat | prompt_completion | text
   std::string chat_template = "chatml";  // chatml | llama3 | llama2 | mistral | plain
   // chatml only: add Qwen2-Instruct's default system message to a conversation without one, as
-  // the model's own template does. ft's byte tokenizer models have no such template: false.
-  bool chatml_default_system = true;
+  // the model's own template does (data.chatml_default_system).
+  bool chatml_default_system = false;
   std::string train_on = "assistant";  // assistant (completion) tokens only | all
   int seq_len = 256;
   std::string too_long = "truncate";  // truncate | drop
@@ -77,9 +82,10 @@ std::vector<Sequence> load_sequences(const std::string& path, const std::string&
 
 // Moves round(fraction * n) of the n sequences into `valid`, chosen by `seed` alone (the same
 // split for any number of ranks and every run with that seed); the others keep their order.
-// Recomputes both reports' sequence and token counts (tokens per example become tokens per
-// sequence). Throws ft::Error naming data.valid_split unless 0 < fraction < 1 and both parts are
-// non-empty.
+// Recomputes both reports' counts from their own sequences: examples, tokens per example (before
+// truncation), truncated; the examples dropped as too long belong to neither part and stay on
+// `train_report`. Throws ft::Error naming data.valid_split unless 0 < fraction < 1 and both parts
+// are non-empty.
 void split_validation(std::vector<Sequence>& train, double fraction, uint64_t seed,
                       std::vector<Sequence>& valid, DatasetReport& train_report,
                       DatasetReport& valid_report);
@@ -97,9 +103,9 @@ struct ChatMessage {
   bool trained = false;  // an assistant message with weight 1 (or no weight)
 };
 
-// Renders a chat as ChatML: for each message <|im_start|> + encode(role + "\n" + content) +
-// <|im_end|> + encode("\n"). loss_mask is 1 on the content and the <|im_end|> of trained messages.
-// Throws ft::Error when the tokenizer has no <|im_start|> / <|im_end|> tokens.
+// Renders a chat as ChatML without a default system message: tokenize_chat("chatml", ...) with
+// chatml_default_system = false. loss_mask is 1 on the content and the <|im_end|> of trained
+// messages. Throws ft::Error when the tokenizer has no <|im_start|> / <|im_end|> tokens.
 Sequence render_chatml(const std::vector<ChatMessage>& messages, const Tokenizer& tokenizer);
 
 }  // namespace ft::data

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "runtime/data/bpe_model.h"
+#include "runtime/data/token_alignment.h"
 #include "runtime/data/tokenizer_json.h"
 #include "runtime/data/tokenizer_pipeline.h"
 #include "runtime/data/unicode_text.h"
@@ -178,7 +179,16 @@ struct HfTokenizer::Impl {
     BpeScratch bpe;
   };
 
-  std::vector<int32_t> encode(std::string_view text, bool parse_special) const;
+  // Appends the ids of `text` to `ids` and, when `offsets` is set, their byte offsets.
+  void encode(std::string_view text, bool parse_special, bool at_text_start,
+              std::vector<int32_t>& ids, std::vector<std::pair<size_t, size_t>>* offsets) const;
+  // The text a vocabulary token stands for in the pre-tokenized word ("▁" kept as it is, byte
+  // fallback and byte-level characters as bytes); nullopt for the unknown token.
+  std::optional<std::string> token_surface(int32_t id) const;
+  // Offsets of the tokens of one piece between raw added tokens (see TokenGroup).
+  void align_offsets(std::string_view piece, size_t piece_offset, const std::vector<int32_t>& ids,
+                     const std::vector<TokenGroup>& groups,
+                     std::vector<std::pair<size_t, size_t>>& offsets) const;
   // Splits `text` on the matcher's tokens as tokenizers' AddedVocabulary::find_matches does and
   // calls on_piece(piece, offset, token_id) in order; token_id is -1 for text between tokens.
   template <typename OnPiece>
@@ -213,22 +223,25 @@ void HfTokenizer::Impl::split_on_added(std::string_view text, const AddedTokenMa
   if (piece_start < text.size()) on_piece(text.substr(piece_start), piece_start, -1);
 }
 
-std::vector<int32_t> HfTokenizer::Impl::encode(std::string_view text, bool parse_special) const {
+void HfTokenizer::Impl::encode(std::string_view text, bool parse_special, bool at_text_start,
+                               std::vector<int32_t>& ids,
+                               std::vector<std::pair<size_t, size_t>>* offsets) const {
   if (const size_t bad = unicode::find_invalid_utf8(text); bad != std::string_view::npos) {
     fail("tokenizer {}: the text is not valid UTF-8 (byte {} of {})", file, bad, text.size());
   }
-  std::vector<int32_t> ids;
-  ids.reserve(text.size() / 3 + 4);
+  ids.reserve(ids.size() + text.size() / 3 + 4);
   Scratch scratch;
-  const auto tokenize_piece = [&](std::string_view piece, bool at_text_start) {
-    pre_tokenizer.split(piece, at_text_start, scratch.stages, [&](std::string_view word, bool) {
-      model->tokenize(word, ids, scratch.bpe);
-    });
+  std::vector<TokenGroup> groups;
+  const auto tokenize_piece = [&](std::string_view piece, bool piece_at_text_start) {
+    pre_tokenizer.split(
+        piece, piece_at_text_start, scratch.stages,
+        [&](std::string_view word, bool) { model->tokenize(word, ids, scratch.bpe); });
   };
   split_on_added(text, raw_matcher, raw_has_plain, parse_special,
                  [&](std::string_view piece, size_t offset, int32_t token_id) {
                    if (token_id >= 0) {
                      ids.push_back(token_id);
+                     if (offsets) offsets->emplace_back(offset, offset + piece.size());
                      return;
                    }
                    std::string_view normalized = piece;
@@ -237,17 +250,70 @@ std::vector<int32_t> HfTokenizer::Impl::encode(std::string_view text, bool parse
                      normalizer->normalize(scratch.normalized, scratch.normalize_buffer);
                      normalized = scratch.normalized;
                    }
+                   groups.clear();
                    split_on_added(
                        normalized, normalized_matcher, normalized_has_plain, parse_special,
                        [&](std::string_view sub_piece, size_t sub_offset, int32_t sub_token_id) {
+                         const size_t first = ids.size();
                          if (sub_token_id >= 0) {
                            ids.push_back(sub_token_id);
                          } else {
-                           tokenize_piece(sub_piece, offset == 0 && sub_offset == 0);
+                           tokenize_piece(sub_piece,
+                                          at_text_start && offset == 0 && sub_offset == 0);
                          }
+                         groups.push_back({first, ids.size(), sub_token_id >= 0});
                        });
+                   if (offsets) align_offsets(piece, offset, ids, groups, *offsets);
                  });
-  return ids;
+}
+
+std::optional<std::string> HfTokenizer::Impl::token_surface(int32_t id) const {
+  if (const auto it = added_by_id.find(id); it != added_by_id.end()) {
+    return added[it->second].decoded_content;
+  }
+  if (model->unk_id() == id) return std::nullopt;
+  const std::string* token = model->id_to_token(id);
+  if (token == nullptr) return std::nullopt;
+  std::string_view text = *token;
+  const std::string& prefix = model->continuing_subword_prefix();
+  const std::string& suffix = model->end_of_word_suffix();
+  if (!prefix.empty() && pipeline::starts_with(text, prefix)) text.remove_prefix(prefix.size());
+  if (!suffix.empty() && text.size() >= suffix.size() &&
+      text.substr(text.size() - suffix.size()) == suffix) {
+    text.remove_suffix(suffix.size());
+  }
+  if (model->byte_fallback() && text.size() == 6 && pipeline::starts_with(text, "<0x") &&
+      text[5] == '>') {
+    return std::string(1,
+                       static_cast<char>(std::stoi(std::string(text.substr(3, 2)), nullptr, 16)));
+  }
+  if (!pre_tokenizer.byte_level()) return std::string(text);
+  const pipeline::ByteLevelTable& table = pipeline::byte_level_table();
+  std::string bytes;
+  for (size_t at = 0; at < text.size();) {
+    int length = 0;
+    const char32_t c = unicode::decode_utf8(text, at, &length);
+    if (c < table.char_to_byte.size() && table.char_to_byte[c] >= 0) {
+      bytes.push_back(static_cast<char>(table.char_to_byte[c]));
+    } else {
+      bytes.append(text.substr(at, length));
+    }
+    at += length;
+  }
+  return bytes;
+}
+
+void HfTokenizer::Impl::align_offsets(std::string_view piece, size_t piece_offset,
+                                      const std::vector<int32_t>& ids,
+                                      const std::vector<TokenGroup>& groups,
+                                      std::vector<std::pair<size_t, size_t>>& offsets) const {
+  if (groups.empty()) return;
+  std::vector<std::optional<std::string>> surfaces(ids.size());
+  for (size_t t = groups.front().begin; t < groups.back().end; ++t) {
+    surfaces[t] = token_surface(ids[t]);
+  }
+  align_token_offsets(piece, piece_offset, normalizer ? normalizer->unicode_form() : std::nullopt,
+                      surfaces, groups, offsets);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -353,11 +419,21 @@ std::unique_ptr<HfTokenizer> HfTokenizer::parse(std::string_view json_text,
 // The Tokenizer interface
 
 std::vector<int32_t> HfTokenizer::encode(std::string_view text) const {
-  return impl_->encode(text, /*parse_special=*/false);
+  std::vector<int32_t> ids;
+  impl_->encode(text, /*parse_special=*/false, /*at_text_start=*/true, ids, nullptr);
+  return ids;
+}
+
+EncodedText HfTokenizer::encode_with_offsets(std::string_view text, bool at_text_start) const {
+  EncodedText encoded;
+  impl_->encode(text, /*parse_special=*/false, at_text_start, encoded.ids, &encoded.offsets);
+  return encoded;
 }
 
 std::vector<int32_t> HfTokenizer::encode_with_special_tokens(std::string_view text) const {
-  return impl_->encode(text, /*parse_special=*/true);
+  std::vector<int32_t> ids;
+  impl_->encode(text, /*parse_special=*/true, /*at_text_start=*/true, ids, nullptr);
+  return ids;
 }
 
 std::string HfTokenizer::id_to_token(int32_t id) const {

@@ -39,6 +39,12 @@ class HfTokenizer final : public Tokenizer {
   // set); added tokens that are not special are still split out, as tokenizers does. No BOS/EOS.
   // Throws ft::Error for text that is not valid UTF-8 (naming the byte offset).
   std::vector<int32_t> encode(std::string_view text) const override;
+  // encode's ids with each token's bytes in `text`: the bytes its characters come from through
+  // the normalizer and pre-tokenizer; an inserted "▁" (Prepend normalizer, Metaspace prepend,
+  // ByteLevel add_prefix_space) has none, so a token made of one alone has an empty range at the
+  // start of its stretch. Where an unknown token (no byte fallback) stands for several characters
+  // the rest of that stretch goes to each remaining token of it.
+  EncodedText encode_with_offsets(std::string_view text, bool at_text_start = true) const override;
   // Text in which added tokens, special ones included, are recognised by name (tokenizers'
   // default encode with add_special_tokens=false), honouring lstrip, rstrip, single_word and
   // normalized.

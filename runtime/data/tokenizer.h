@@ -7,15 +7,29 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ft::data {
+
+// Token ids and, per token, the bytes [begin, end) of the encoded text it stands for. A token
+// that a tokenizer inserts (a Metaspace or prefix-space "▁") has an empty range where it stands.
+struct EncodedText {
+  std::vector<int32_t> ids;
+  std::vector<std::pair<size_t, size_t>> offsets;
+};
 
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
   // Plain text: special-token names inside `text` are encoded as ordinary text, never parsed.
   virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  // encode(text) with each token's byte offsets in `text`. `at_text_start` false: `text` follows
+  // other text or a special token of the same sequence (a Metaspace pre-tokenizer with
+  // prepend_scheme "first" then adds no "▁", as in the `tokenizers` library's whole-text encode).
+  // The default is for tokenizers with one token per byte (token i is byte i); it throws
+  // ft::Error when encode gives another count.
+  virtual EncodedText encode_with_offsets(std::string_view text, bool at_text_start = true) const;
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
   virtual int32_t vocab_size() const = 0;
   virtual int32_t eos_id() const = 0;

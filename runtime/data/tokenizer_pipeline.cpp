@@ -118,6 +118,12 @@ class SequenceNormalizer final : public Normalizer {
   void normalize(std::string& text, std::string& scratch) const override {
     for (const auto& part : parts_) part->normalize(text, scratch);
   }
+  std::optional<unicode::NormalForm> unicode_form() const override {
+    for (const auto& part : parts_) {
+      if (part && part->unicode_form()) return part->unicode_form();
+    }
+    return std::nullopt;
+  }
 
  private:
   std::vector<std::unique_ptr<Normalizer>> parts_;
@@ -130,6 +136,7 @@ class UnicodeNormalizer final : public Normalizer {
     unicode::normalize(form_, text, scratch);
     text.swap(scratch);
   }
+  std::optional<unicode::NormalForm> unicode_form() const override { return form_; }
 
  private:
   unicode::NormalForm form_;
@@ -441,6 +448,12 @@ PreTokenizer PreTokenizer::from_json(const std::optional<JsonField>& field) {
   PreTokenizer pre_tokenizer;
   if (field) add_stages(*field, pre_tokenizer.stages_);
   return pre_tokenizer;
+}
+
+bool PreTokenizer::byte_level() const {
+  return std::any_of(stages_.begin(), stages_.end(), [](const auto& stage) {
+    return dynamic_cast<const ByteLevelStage*>(stage.get()) != nullptr;
+  });
 }
 
 void PreTokenizer::split(std::string_view text, bool at_text_start,

@@ -90,6 +90,8 @@ class Normalizer {
   virtual ~Normalizer() = default;
   // Rewrites `text`; `scratch` is a buffer it may use.
   virtual void normalize(std::string& text, std::string& scratch) const = 0;
+  // The Unicode normal form this normalizer (or the first of a sequence) applies, if any.
+  virtual std::optional<unicode::NormalForm> unicode_form() const { return std::nullopt; }
 };
 // nullptr for a null normalizer. Throws ft::Error naming the field for an unsupported type.
 std::unique_ptr<Normalizer> normalizer_from_json(const std::optional<JsonField>& field);
@@ -122,6 +124,8 @@ class PreTokenizer {
   void split(std::string_view text, bool at_text_start, std::vector<StageScratch>& scratch,
              PieceSink sink) const;
   size_t stage_count() const { return stages_.size(); }
+  // Some stage is ByteLevel: words are GPT-2 byte-to-unicode text.
+  bool byte_level() const;
 
  private:
   void run_stage(size_t index, std::string_view piece, bool at_text_start,

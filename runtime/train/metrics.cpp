@@ -12,8 +12,9 @@ namespace ft {
 
 namespace {
 
+// OpenAI's results file columns, then ft's trained_tokens (the job object's count, per step).
 constexpr const char* kCsvHeader =
-    "step,train_loss,train_mean_token_accuracy,valid_loss,valid_mean_token_accuracy";
+    "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy,trained_tokens";
 
 // Rewrites `path` keeping the lines `keep` accepts (through a temporary file and a rename).
 template <typename Keep>
@@ -41,7 +42,7 @@ MetricsLog::MetricsLog(const std::string& dir, int64_t resume_step) : tensorboar
       return row.is_object() && row.contains("step") && row["step"].get<int64_t>() <= resume_step;
     });
     filter_lines(csv_path, [&](const std::string& line) {
-      if (line == kCsvHeader) return csv_has_header = true;
+      if (line.rfind("step,", 0) == 0) return csv_has_header = true;  // this or an older header
       return std::atoll(line.c_str()) <= resume_step && !line.empty();
     });
   }
@@ -56,8 +57,8 @@ void MetricsLog::log_step(const StepMetrics& m, const std::optional<EvalMetrics>
   nlohmann::json line = {{"step", m.step},
                          {"total_steps", m.total_steps},
                          {"epoch", m.epoch},
-                         {"loss", m.loss},
-                         {"accuracy", m.accuracy},
+                         {"train_loss", m.loss},
+                         {"train_mean_token_accuracy", m.accuracy},
                          {"lr", m.lr},
                          {"grad_norm", m.grad_norm},
                          {"step_tokens", m.step_tokens},
@@ -73,7 +74,7 @@ void MetricsLog::log_step(const StepMetrics& m, const std::optional<EvalMetrics>
     csv_ << fmt::format("{},{}", eval->loss, eval->accuracy);
   else
     csv_ << ',';
-  csv_ << '\n';
+  csv_ << ',' << m.trained_tokens << '\n';
   jsonl_.flush();
   csv_.flush();
   tensorboard_.add_scalars(m.step, {{"train/loss", m.loss},
@@ -88,7 +89,7 @@ void MetricsLog::log_step(const StepMetrics& m, const std::optional<EvalMetrics>
 void MetricsLog::log_eval(const EvalMetrics& m) {
   nlohmann::json line = {{"step", m.step},
                          {"valid_loss", m.loss},
-                         {"valid_accuracy", m.accuracy},
+                         {"valid_mean_token_accuracy", m.accuracy},
                          {"valid_tokens", m.tokens}};
   jsonl_ << line.dump() << '\n';
   jsonl_.flush();

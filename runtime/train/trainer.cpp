@@ -56,7 +56,8 @@ void check_resume_compatible(const std::string& path, const config::RunConfig& s
   for (const char* field :
        {"seed", "data.train_file", "data.format", "data.seq_len", "data.shuffle", "data.too_long",
         "data.tokenizer", "data.chat_template", "data.train_on", "data.packing", "data.valid_split",
-        "model.preset", "model.hf_config", "model.max_position_embeddings", "dtype"}) {
+        "data.chatml_default_system", "model.preset", "model.hf_config",
+        "model.max_position_embeddings", "dtype"}) {
     std::string before = config::get_field(saved, field), after = config::get_field(now, field);
     if (before != after)
       fail(
@@ -113,7 +114,7 @@ Trainer::Trainer(TrainerOptions options)
   data::DataOptions data_options;
   data_options.format = data_config.format();
   data_options.chat_template = data_config.chat_template();
-  data_options.chatml_default_system = !data_config.tokenizer().empty();
+  data_options.chatml_default_system = data_config.chatml_default_system();
   data_options.train_on = data_config.train_on();
   data_options.seq_len = seq_len;
   data_options.too_long = data_config.too_long();
