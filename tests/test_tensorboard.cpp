@@ -246,7 +246,7 @@ TEST(TensorBoard, MetricsLogIsReadByTheTensorBoardPackage) {
   while (std::getline(csv, line)) rows.push_back(line);
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0],
-            "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy,trained_tokens");
+            "step,train_loss,train_mean_token_accuracy,valid_loss,valid_mean_token_accuracy,trained_tokens");
   EXPECT_EQ(rows[1], "1,2.5,0.25,2.75,0.125,30");
   EXPECT_EQ(rows[2], "2,2,0.25,,,70");
 

@@ -14,7 +14,7 @@ namespace {
 
 // OpenAI's results file columns, then ft's trained_tokens (the job object's count, per step).
 constexpr const char* kCsvHeader =
-    "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy,trained_tokens";
+    "step,train_loss,train_mean_token_accuracy,valid_loss,valid_mean_token_accuracy,trained_tokens";
 
 // Rewrites `path` keeping the lines `keep` accepts (through a temporary file and a rename).
 template <typename Keep>

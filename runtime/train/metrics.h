@@ -1,8 +1,8 @@
 // What a run reports: the progress line on stdout; every step in metrics.jsonl with the names of
 // OpenAI's fine-tuning metrics (train_loss, train_mean_token_accuracy, valid_loss,
 // valid_mean_token_accuracy, full_valid_loss, full_valid_mean_token_accuracy, trained_tokens);
-// and results.csv with OpenAI's results-file columns (step, train_loss, train_accuracy,
-// valid_loss, valid_mean_token_accuracy) and trained_tokens.
+// and results.csv with those names as columns (step, train_loss, train_mean_token_accuracy,
+// valid_loss, valid_mean_token_accuracy, trained_tokens).
 #pragma once
 
 #include <cstdint>
