@@ -86,18 +86,10 @@ class NamedSpecialsTokenizer : public Tokenizer {
 // Runs tools/chat_template_parity.py into `dir` with $FT_PYTHON (default python3), which must
 // have transformers, and returns its cases.
 nlohmann::json transformers_cases(const ft::testing::TempDir& dir) {
-  const std::string python = ft::testing::test_python();
-  const std::string command = fmt::format("'{}' '{}/tools/chat_template_parity.py' --out '{}' 2>&1",
-                                          python, FT_SOURCE_DIR, dir.path());
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) throw std::runtime_error("cannot run " + command);
-  std::string output;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  const int status = pclose(pipe);
-  if (status != 0) {
-    throw std::runtime_error(fmt::format("{} failed ({}):\n{}", command, status, output));
-  }
+  const std::string script = std::string(FT_SOURCE_DIR) + "/tools/chat_template_parity.py";
+  const ft::testing::CommandResult run =
+      ft::testing::run_python(script, "--out '" + dir.path() + "'");
+  if (run.status != 0) throw std::runtime_error(ft::testing::python_failure(script, run));
   return nlohmann::json::parse(ft::testing::read_file(dir.path("chat_template_cases.json")));
 }
 

@@ -30,25 +30,10 @@ class TokenizersLibraryParity : public ::testing::TestWithParam<std::string> {
  protected:
   static void SetUpTestSuite() {
     output_dir_ = new ft::testing::TempDir();
-    const std::string python = ft::testing::test_python();
-    const std::string command = fmt::format("'{}' '{}/tools/tokenizer_parity.py' --out '{}' 2>&1",
-                                            python, FT_SOURCE_DIR, output_dir_->path());
-    FILE* pipe = popen(command.c_str(), "r");
-    std::string output;
-    int status = -1;
-    if (pipe != nullptr) {
-      char buffer[4096];
-      while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-      status = pclose(pipe);
-    }
-    if (status != 0) {
-      script_error_ = new std::string(fmt::format(
-          "{} failed (status {}). It needs the test Python ($FT_PYTHON, default build/python) with "
-          "the packages of "
-          "tools/requirements-test.txt (python3 -m pip install -r tools/requirements-test.txt). "
-          "Output:\n{}",
-          command, status, output));
-    }
+    const std::string script = std::string(FT_SOURCE_DIR) + "/tools/tokenizer_parity.py";
+    const ft::testing::CommandResult run =
+        ft::testing::run_python(script, "--out '" + output_dir_->path() + "'");
+    if (run.status != 0) script_error_ = new std::string(ft::testing::python_failure(script, run));
   }
   static void TearDownTestSuite() {
     delete output_dir_;

@@ -3,11 +3,11 @@
 // the frozen base's on the 12 held-out examples.
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <map>
 #include <sstream>
 #include <string>
 
+#include "tests/support/python.h"
 #include "tests/support/temp_dir.h"
 
 namespace ft {
@@ -15,14 +15,11 @@ namespace {
 
 TEST(PeftExamples, EveryMethodSteersTheFrozenQuickstartModel) {
   testing::TempDir dir;
-  const std::string command = std::string("cd ") + FT_SOURCE_DIR + " && FT_TRAIN=" + FT_TRAIN_EXE +
-                              " RUNS=" + dir.path() + " bash examples/peft/run.sh 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string output;
-  char buffer[4096];
-  while (fgets(buffer, sizeof buffer, pipe)) output += buffer;
-  ASSERT_EQ(pclose(pipe), 0) << output;
+  const testing::CommandResult run =
+      testing::run_command(std::string("cd ") + FT_SOURCE_DIR + " && FT_TRAIN=" + FT_TRAIN_EXE +
+                           " RUNS=" + dir.path() + " bash examples/peft/run.sh");
+  const std::string& output = run.output;
+  ASSERT_EQ(run.status, 0) << output;
 
   // The table's rows: "<method> <valid loss> ..."
   std::map<std::string, double> loss;

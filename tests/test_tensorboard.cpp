@@ -168,22 +168,9 @@ TEST(TensorBoard, UncreatableDirectoryNamesThePath) {
 std::string run_python(const TempDir& dir, const std::string& script, const std::string& arg) {
   const std::string script_path = dir.path() + "/reader.py";
   write_bytes(script_path, script);
-  const std::string python = ft::testing::test_python();
-  const std::string command = fmt::format("'{}' '{}' '{}' 2>&1", python, script_path, arg);
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) throw std::runtime_error("cannot run " + command);
-  std::string output;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  const int status = pclose(pipe);
-  if (status != 0) {
-    throw std::runtime_error(
-        fmt::format("{} failed (status {}). It needs the test Python ($FT_PYTHON, default "
-                    "build/python) with the tensorboard package of "
-                    "tools/requirements-test.txt (tools/setup.sh installs it):\n{}",
-                    command, status, output));
-  }
-  return output;
+  const ft::testing::CommandResult run = ft::testing::run_python(script_path, "'" + arg + "'");
+  if (run.status != 0) throw std::runtime_error(ft::testing::python_failure(script_path, run));
+  return run.output;
 }
 
 // The scalars of every event file under argv[1], as JSON {tag: [[step, value], ...]}, read by
@@ -246,7 +233,8 @@ TEST(TensorBoard, MetricsLogIsReadByTheTensorBoardPackage) {
   while (std::getline(csv, line)) rows.push_back(line);
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0],
-            "step,train_loss,train_mean_token_accuracy,valid_loss,valid_mean_token_accuracy,trained_tokens");
+            "step,train_loss,train_mean_token_accuracy,valid_loss,valid_mean_token_accuracy,"
+            "trained_tokens");
   EXPECT_EQ(rows[1], "1,2.5,0.25,2.75,0.125,30");
   EXPECT_EQ(rows[2], "2,2,0.25,,,70");
 
