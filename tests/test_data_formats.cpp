@@ -1,5 +1,6 @@
 // Dataset formats and checks: prompt/completion JSONL, format detection, chat templates and
 // train_on, record errors, the few-examples warning, the token plan and the validation split.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -130,6 +131,59 @@ TEST(ChatFormat, EmptyContentIsAnError) {
     EXPECT_NE(error.find(path + ":2: message 1 (user) has empty content"), std::string::npos)
         << error;
   }
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t begin = 0;
+  for (size_t end; (end = text.find('\n', begin)) != std::string::npos; begin = end + 1) {
+    lines.push_back(text.substr(begin, end - begin));
+  }
+  lines.push_back(text.substr(begin));
+  return lines;
+}
+
+TEST(RecordErrors, EveryBadLineIsReportedInOneError) {
+  const TempDir dir;
+  const std::string bad_json = R"({"messages": [)";
+  const std::string unknown_role =
+      R"({"messages": [{"role": "bot", "content": "a"}, {"role": "assistant", "content": "b"}]})";
+  const std::string empty_content =
+      R"({"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "b"}]})";
+  // Lines 2, 4 and 7 are bad; line 6 is blank and counts as no example.
+  const std::string path = dir.write(
+      "examples.jsonl", kChatLine + "\n" + bad_json + "\n" + kChatLine + "\n" + unknown_role +
+                            "\n" + kChatLine + "\n\n" + empty_content + "\n" + kChatLine + "\n");
+  const std::vector<std::string> lines = split_lines(load_error(path));
+  ASSERT_EQ(lines.size(), 4u) << ::testing::PrintToString(lines);
+  EXPECT_EQ(lines[0].rfind(path + ":2: invalid JSON: ", 0), 0u) << lines[0];
+  EXPECT_EQ(lines[1],
+            path + ":4: message 1 has unknown role 'bot' (expected system, user or assistant)");
+  EXPECT_EQ(lines[2], path + ":7: message 1 (user) has empty content");
+  EXPECT_EQ(lines[3], path + ": 3 bad lines out of 7; nothing was trained");
+
+  // auto skips a first line that is not JSON to find the format; the loader reports the line.
+  const std::string pc = R"({"prompt": "a", "completion": "b"})";
+  const std::string pc_path =
+      dir.write("pc.jsonl", "not json\n" + pc + "\n" + R"({"prompt": "a"})" + "\n");
+  const std::vector<std::string> pc_lines = split_lines(load_error(pc_path));
+  ASSERT_EQ(pc_lines.size(), 3u) << ::testing::PrintToString(pc_lines);
+  EXPECT_EQ(pc_lines[0].rfind(pc_path + ":1: invalid JSON: ", 0), 0u) << pc_lines[0];
+  EXPECT_EQ(pc_lines[1], pc_path + ":3: missing \"completion\"");
+  EXPECT_EQ(pc_lines[2], pc_path + ": 2 bad lines out of 3; nothing was trained");
+}
+
+TEST(RecordErrors, ListsTheFirstTwentyAndCountsTheRest) {
+  const TempDir dir;
+  const std::string no_answer = R"({"messages": [{"role": "user", "content": "q"}]})";
+  const std::string path = dir.write("many.jsonl", kChatLine + "\n" + repeat_lines(no_answer, 25));
+  const std::vector<std::string> lines = split_lines(load_error(path));
+  ASSERT_EQ(lines.size(), 22u) << ::testing::PrintToString(lines);
+  for (int i = 0; i < 20; ++i) {  // bad lines 2..21 in order
+    EXPECT_EQ(lines[i], fmt::format("{}:{}: example has no assistant message", path, i + 2));
+  }
+  EXPECT_EQ(lines[20], "... and 5 more problems");
+  EXPECT_EQ(lines[21], path + ": 25 bad lines out of 26; nothing was trained");
 }
 
 TEST(ChatTemplates, PlainAndChatmlWithDefaultSystem) {

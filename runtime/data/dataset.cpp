@@ -21,6 +21,9 @@ namespace ft::data {
 
 namespace {
 
+// A JSONL file's error lists this many bad lines in full and counts the rest.
+constexpr int64_t kBadLinesListed = 20;
+
 std::string read_file(const std::string& path) {
   // A directory or a device (/dev/zero) would fail late or never end; a missing file falls
   // through to the open error below.
@@ -142,19 +145,58 @@ Sequence render_prompt_completion(const PromptCompletion& example, const DataOpt
   return sequence;
 }
 
+// The problems of a JSONL file, one per bad line, gathered so that one run reports them all (as
+// OpenAI's data checks do) instead of stopping at the first.
+class BadLines {
+ public:
+  explicit BadLines(const std::string& path) : path_(path) {}
+
+  void add(const std::string& problem) {
+    if (static_cast<int64_t>(listed_.size()) < kBadLinesListed) listed_.push_back(problem);
+    ++count_;
+  }
+  // Throws one ft::Error listing the first kBadLinesListed problems and the count, if any.
+  void throw_if_any(int64_t lines) const {
+    if (count_ == 0) return;
+    std::string message;
+    for (const std::string& problem : listed_) message += problem + "\n";
+    const int64_t unlisted = count_ - static_cast<int64_t>(listed_.size());
+    if (unlisted > 0) {
+      message += fmt::format("... and {} more problem{}\n", unlisted, unlisted == 1 ? "" : "s");
+    }
+    message += fmt::format("{}: {} bad line{} out of {}; nothing was trained", path_, count_,
+                           count_ == 1 ? "" : "s", lines);
+    throw Error(message);
+  }
+
+ private:
+  std::string path_;
+  std::vector<std::string> listed_;
+  int64_t count_ = 0;
+};
+
 std::vector<Sequence> load_jsonl(const std::string& path, const std::string& contents,
                                  const std::string& format, const DataOptions& options,
                                  const Tokenizer& tokenizer, DatasetReport& report) {
   ReportBuilder builder(report);
+  BadLines bad_lines(path);
+  int64_t lines = 0;
   std::vector<Sequence> sequences;
   const bool truncate = options.too_long == "truncate";
   for_each_record(contents, [&](std::string_view line, int64_t line_number) {
+    ++lines;
     const std::string where = fmt::format("{}:{}", path, line_number);
-    Sequence sequence =
-        format == "chat"
-            ? render_chat_example(parse_chat_record(line, where), options, tokenizer, where)
-            : render_prompt_completion(parse_prompt_completion_record(line, where), options,
-                                       tokenizer, where);
+    Sequence sequence;
+    try {
+      sequence =
+          format == "chat"
+              ? render_chat_example(parse_chat_record(line, where), options, tokenizer, where)
+              : render_prompt_completion(parse_prompt_completion_record(line, where), options,
+                                         tokenizer, where);
+    } catch (const Error& error) {  // "path:line: problem"; the next lines are still checked
+      bad_lines.add(error.what());
+      return true;
+    }
     builder.add_example(static_cast<int64_t>(sequence.tokens.size()));
     if (fit_to_length(sequence, options.seq_len, truncate, report)) {
       builder.add_sequence(sequence);
@@ -162,6 +204,7 @@ std::vector<Sequence> load_jsonl(const std::string& path, const std::string& con
     }
     return true;
   });
+  bad_lines.throw_if_any(lines);
   builder.finish();
   return sequences;
 }

@@ -6,9 +6,9 @@
 //                      (one encode call, as Hugging Face's tokenizer(prompt + completion)), the
 //                      loss on the tokens that overlap the completion's bytes, and EOS.
 //   text               one token stream (the file + EOS) cut into overlapping windows.
-// "auto" reads a .jsonl file (any letter case) by its first record: "messages" is chat, "prompt"
-// and "completion" is prompt_completion; any other file is text (a .json file that starts with a
-// JSON object or array gets a report warning: it is probably records, read as plain text).
+// "auto" reads a .jsonl file (any letter case) by its first JSON object: "messages" is chat,
+// "prompt" and "completion" is prompt_completion; any other file is text (a .json file that starts
+// with a JSON object or array gets a report warning: it is probably records, read as plain text).
 #pragma once
 
 #include <cstdint>
@@ -62,14 +62,16 @@ struct DataOptions {
 };
 
 // The format load_dataset reads `path` as: "chat", "prompt_completion" or "text". `contents` is
-// the file's text (auto looks at the first non-blank line of a .jsonl file). Throws ft::Error
-// naming the value for an unknown format, and naming the file and line for a .jsonl file whose
-// first record is neither kind.
+// the file's text (auto looks at the first line of a .jsonl file that is a JSON object). Throws
+// ft::Error naming the value for an unknown format, and naming the file and line for a .jsonl
+// file whose first JSON object is neither kind.
 std::string resolve_format(const std::string& format, const std::string& path,
                            std::string_view contents);
 
-// Throws ft::Error on bad input naming the file and line and the problem (invalid JSON, missing
-// or unknown role, empty content, a conversation the chat template refuses), on a missing file or
+// Throws ft::Error on bad JSONL lines after checking every line: one message with a
+// "path:line: problem" line for each of the first 20 bad lines (invalid JSON, missing or unknown
+// role, empty content, a conversation the chat template refuses), "... and N more problems" past
+// those, and "path: B bad lines out of L; nothing was trained". Also throws on a missing file or
 // a path that is not a regular file, on bad options (naming the data.* field), and on a dataset
 // with no sequences or no trained tokens. `report` may be null.
 std::vector<Sequence> load_dataset(const std::string& path, const DataOptions& options,

@@ -108,7 +108,12 @@ std::string detect_jsonl_format(const std::string& path, std::string_view conten
   std::string format;
   for_each_record(contents, [&](std::string_view line, int64_t line_number) {
     const std::string where = fmt::format("{}:{}", path, line_number);
-    const nlohmann::json record = parse_object(line, where);
+    nlohmann::json record;
+    try {
+      record = parse_object(line, where);
+    } catch (const Error&) {
+      return true;  // not a JSON object: the loader reports this line with the others
+    }
     if (record.contains("messages")) {
       format = "chat";
     } else if (record.contains("prompt") && record.contains("completion")) {
@@ -119,9 +124,10 @@ std::string detect_jsonl_format(const std::string& path, std::string_view conten
           "\"completion\" (prompt_completion); set data.format to say how to read the file",
           where);
     }
-    return false;  // the first record decides
+    return false;  // the first JSON object decides
   });
-  return format.empty() ? "chat" : format;  // an empty file: reported as having no sequences
+  // No JSON object at all: read as chat, which reports every line (or no sequences when empty).
+  return format.empty() ? "chat" : format;
 }
 
 }  // namespace ft::data

@@ -22,7 +22,9 @@ std::vector<ChatMessage> parse_chat_record(std::string_view line, const std::str
 // {"prompt": "...", "completion": "..."}: both strings, the completion not empty.
 PromptCompletion parse_prompt_completion_record(std::string_view line, const std::string& where);
 
-// "chat" or "prompt_completion" from the keys of the first non-blank line of a JSONL file.
+// "chat" or "prompt_completion" from the keys of the first line of a JSONL file that is a JSON
+// object (lines before it that are not are left for the loader to report; none at all: "chat").
+// Throws ft::Error naming the file and line when that object has neither kind's keys.
 std::string detect_jsonl_format(const std::string& path, std::string_view contents);
 
 // Calls visit(line, line_number) for each non-blank line (1-based numbers; a leading UTF-8 BOM
