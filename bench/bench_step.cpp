@@ -75,12 +75,7 @@ class StepBench {
     ctx_.num_threads = options.threads;
     ctx_.counters = &counters_;
     params_.initialize(options.seed);
-    Arena measuring = Arena::measuring(Device::cpu);
-    model_.bind_activations(measuring);
-    activations_ = Arena(Device::cpu, measuring.used());
-    model_.bind_activations(activations_);
-    workspace_ = Buffer(Device::cpu, model_.workspace_bytes(ctx_));
-    ctx_.workspace = {workspace_.data(), workspace_.bytes()};
+    memory_ = plan_model_memory(model_, ctx_);
     make_batch();
   }
 
@@ -119,8 +114,8 @@ class StepBench {
   const OpContext& context() const { return ctx_; }
   const ModelInputs& inputs() const { return inputs_; }
   const OpCounters& last_step_counts() const { return counters_; }
-  size_t activation_bytes() const { return activations_.capacity(); }
-  size_t workspace_bytes() const { return workspace_.bytes(); }
+  size_t activation_bytes() const { return memory_.activations.capacity(); }
+  size_t workspace_bytes() const { return memory_.workspace.bytes(); }
   size_t trainable_weight_bytes() const {
     return static_cast<size_t>(params_.trainable_count()) * dtype_size(params_.dtype());
   }
@@ -171,8 +166,7 @@ class StepBench {
   ParameterStore params_;
   AdamW optimizer_;
   Transformer model_;
-  Arena activations_ = Arena::measuring(Device::cpu);
-  Buffer workspace_;
+  ModelMemory memory_;
   data::Batch batch_;
   ModelInputs inputs_;
 };

@@ -68,21 +68,13 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import peft  # noqa: E402
 import torch  # noqa: E402
+
+from blas_report import loaded_blas  # noqa: E402
 import transformers  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
 torch.set_num_threads(args.threads)
 transformers.logging.set_verbosity_error()  # no "use_cache=True is incompatible" chatter
-
-
-def loaded_blas():
-    """The BLAS library this process mapped (as pytorch_step.py reports it)."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "blas" in line.split()[-1]}
-        return ", ".join(sorted(os.path.realpath(p) for p in paths)) or "none found (MKL?)"
-    except OSError:
-        return "unknown"
 
 
 def current_rss_bytes():

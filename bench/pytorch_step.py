@@ -46,6 +46,8 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from blas_report import loaded_blas  # noqa: E402
+
 torch.set_num_threads(args.threads)
 have_sdpa = hasattr(F, "scaled_dot_product_attention")
 if args.attention == "sdpa" and not have_sdpa:
@@ -108,16 +110,6 @@ class GPT(nn.Module):
             x = block(x)
         logits = self.ln_f(x) @ self.wte.weight.t()  # tied LM head
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
-
-
-def loaded_blas():
-    """The BLAS library this process mapped (Debian: libblas.so.3 -> an OpenBLAS flavour)."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "blas" in line.split()[-1]}
-        return ", ".join(sorted(os.path.realpath(p) for p in paths)) or "none found"
-    except OSError:
-        return "unknown"
 
 
 def main():

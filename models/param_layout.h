@@ -23,8 +23,8 @@ struct ParamSpec {
   Shape shape;
   InitKind init = InitKind::normal;
   double init_std = 0.0;
-  bool decay = true;      // AdamW weight decay applies (matrices, embeddings; not norms, biases)
-  bool trainable = true;  // frozen parameters get no gradient, no optimizer state
+  bool decay = true;        // AdamW weight decay applies (matrices, embeddings; not norms, biases)
+  bool trainable = true;    // frozen parameters get no gradient, no optimizer state
   double init_bound = 0.0;  // InitKind::uniform
 };
 

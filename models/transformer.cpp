@@ -376,4 +376,15 @@ void Transformer::layer_backward(const OpContext& ctx, int64_t layer, const Mode
   if (below_needs_grad) ops::add(ctx, g.residual, g.residual, g.scratch);  // dL/d(residual_in)
 }
 
+ModelMemory plan_model_memory(Transformer& model, OpContext& ctx) {
+  ModelMemory memory;
+  Arena measuring = Arena::measuring(ctx.device);
+  model.bind_activations(measuring);
+  memory.activations = Arena(ctx.device, measuring.used());
+  model.bind_activations(memory.activations);
+  memory.workspace = Buffer(ctx.device, model.workspace_bytes(ctx));
+  ctx.workspace = {memory.workspace.data(), memory.workspace.bytes()};
+  return memory;
+}
+
 }  // namespace ft

@@ -127,4 +127,14 @@ class Transformer {
   Gradients grads_;
 };
 
+// A model's planned memory: the activation arena, sized by a measuring pass of bind_activations
+// and bound, and the op workspace.
+struct ModelMemory {
+  Arena activations = Arena::measuring();
+  Buffer workspace;
+};
+// Plans and binds `model`'s memory on ctx.device and points ctx.workspace at the workspace (whose
+// size depends on ctx.num_threads: set it first).
+ModelMemory plan_model_memory(Transformer& model, OpContext& ctx);
+
 }  // namespace ft

@@ -14,6 +14,7 @@
 #include "runtime/data/dataset.h"
 #include "runtime/data/tokenizer.h"
 #include "runtime/error.h"
+#include "tests/support/byte_tokens.h"
 #include "tests/support/temp_dir.h"
 
 namespace ft::data {
@@ -33,15 +34,8 @@ std::string load_error(const std::string& path, const std::string& format = "aut
   return "";
 }
 
-std::vector<int32_t> ids(std::string_view text) {
-  return ByteTokenizer().encode(text);
-}
-
-std::vector<int32_t> concat(std::initializer_list<std::vector<int32_t>> parts) {
-  std::vector<int32_t> all;
-  for (const auto& part : parts) all.insert(all.end(), part.begin(), part.end());
-  return all;
-}
+using ft::testing::concat;
+using ft::testing::ids;
 
 TEST(ByteTokenizer, RoundTripsMultibyteUtf8) {
   ByteTokenizer tokenizer;

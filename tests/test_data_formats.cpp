@@ -11,6 +11,7 @@
 #include "runtime/data/dataset.h"
 #include "runtime/data/tokenizer.h"
 #include "runtime/error.h"
+#include "tests/support/byte_tokens.h"
 #include "tests/support/temp_dir.h"
 
 namespace ft::data {
@@ -18,15 +19,8 @@ namespace {
 
 using ft::testing::TempDir;
 
-std::vector<int32_t> ids(std::string_view text) {
-  return ByteTokenizer().encode(text);
-}
-
-std::vector<int32_t> concat(std::initializer_list<std::vector<int32_t>> parts) {
-  std::vector<int32_t> all;
-  for (const auto& part : parts) all.insert(all.end(), part.begin(), part.end());
-  return all;
-}
+using ft::testing::concat;
+using ft::testing::ids;
 
 DataOptions byte_options() {
   DataOptions options;

@@ -12,6 +12,7 @@
 #include "runtime/data/batch_loader.h"
 #include "runtime/error.h"
 #include "runtime/parameters.h"
+#include "runtime/train/input_layout.h"
 
 namespace ft::data {
 namespace {
@@ -126,8 +127,7 @@ struct TinyModel {
   ModelConfig config = model_config_preset("tiny-llama");
   std::unique_ptr<ParameterStore> params;
   std::unique_ptr<Transformer> model;
-  Arena arena = Arena::measuring();
-  Buffer workspace;
+  ModelMemory memory;
   OpContext ctx;
 
   TinyModel(int batch, int seq_len) {
@@ -135,26 +135,11 @@ struct TinyModel {
         std::make_unique<ParameterStore>(transformer_param_specs(config), DType::f64, Device::cpu);
     params->initialize(3);
     model = std::make_unique<Transformer>(config, *params, batch, seq_len);
-    Arena measuring = Arena::measuring();
-    model->bind_activations(measuring);
-    arena = Arena(Device::cpu, measuring.used());
-    model->bind_activations(arena);
     ctx.num_threads = 2;
-    workspace = Buffer(Device::cpu, model->workspace_bytes(ctx));
-    ctx.workspace = {workspace.data(), workspace.bytes()};
+    memory = plan_model_memory(*model, ctx);
   }
 
-  double loss_sum(Batch& batch) {
-    const int64_t n = static_cast<int64_t>(batch.batch_size) * batch.seq_len;
-    ModelInputs inputs;
-    inputs.input_ids = Tensor(batch.input_ids.data(), DType::i32, Shape{n});
-    inputs.positions = Tensor(batch.positions.data(), DType::i32, Shape{n});
-    inputs.targets = Tensor(batch.targets.data(), DType::i32, Shape{n});
-    if (!batch.segment_ids.empty())
-      inputs.segment_ids = Tensor(batch.segment_ids.data(), DType::i32,
-                                  Shape{static_cast<int64_t>(batch.batch_size), batch.seq_len});
-    return model->forward(ctx, inputs).loss_sum;
-  }
+  double loss_sum(Batch& batch) { return model->forward(ctx, model_inputs(batch)).loss_sum; }
 };
 
 TEST(Packing, SameLossPerExampleAsOneExamplePerRow) {

@@ -165,21 +165,11 @@ std::vector<float> forward_logits(const ModelConfig& config, const ParameterStor
       if (t + 1 < L) batch.targets[b * L + t] = input_ids[b * L + t + 1];
     }
   lay_out_batch(spec, batch);
-  const int64_t n = static_cast<int64_t>(B) * batch.seq_len;
   Transformer model(config, params, spec, B, batch.seq_len);
-  Arena measuring = Arena::measuring();
-  model.bind_activations(measuring);
-  Arena arena(Device::cpu, measuring.used());
-  model.bind_activations(arena);
   OpContext ctx;
   ctx.num_threads = 2;
-  Buffer workspace(Device::cpu, model.workspace_bytes(ctx));
-  ctx.workspace = {workspace.data(), workspace.bytes()};
-  ModelInputs inputs;
-  inputs.input_ids = Tensor(batch.input_ids.data(), DType::i32, Shape{n});
-  inputs.positions = Tensor(batch.positions.data(), DType::i32, Shape{n});
-  inputs.targets = Tensor(batch.targets.data(), DType::i32, Shape{n});
-  model.forward(ctx, inputs);
+  const ModelMemory memory = plan_model_memory(model, ctx);
+  model.forward(ctx, model_inputs(batch));
   return floats(model.logits());
 }
 

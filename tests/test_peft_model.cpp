@@ -79,10 +79,7 @@ struct PeftRun : testing::ModelRun {
       target_count += !ignored;
     }
     lay_out_batch(spec, batch);
-    const int64_t n = batch_size * rows;
-    inputs.input_ids = Tensor(batch.input_ids.data(), DType::i32, Shape{n});
-    inputs.positions = Tensor(batch.positions.data(), DType::i32, Shape{n});
-    inputs.targets = Tensor(batch.targets.data(), DType::i32, Shape{n});
+    inputs = model_inputs(batch);
     inputs.dropout_seed = dropout_seed;
   }
 };

@@ -109,8 +109,7 @@ struct GoldenRun {
   PeftSpec spec;
   std::unique_ptr<ParameterStore> params;
   std::unique_ptr<Transformer> model;
-  Arena arena = Arena::measuring();
-  Buffer workspace;
+  ModelMemory memory;
   OpContext ctx;
   std::vector<int32_t> ids, positions, targets;
   ModelInputs inputs;
@@ -134,13 +133,8 @@ struct GoldenRun {
 
     const int64_t T = spec.model_seq_len(L);
     model = std::make_unique<Transformer>(config, *params, spec, B, T);
-    Arena measuring = Arena::measuring();
-    model->bind_activations(measuring);
-    arena = Arena(Device::cpu, measuring.used());
-    model->bind_activations(arena);
     ctx.num_threads = 2;
-    workspace = Buffer(Device::cpu, model->workspace_bytes(ctx));
-    ctx.workspace = {workspace.data(), workspace.bytes()};
+    memory = plan_model_memory(*model, ctx);
 
     lay_out_inputs(B, L, T);
     SafetensorsReader tensors(dir + "tensors.safetensors");

@@ -5,6 +5,18 @@
 
 namespace ft {
 
+ModelInputs model_inputs(data::Batch& batch) {
+  const int64_t n = static_cast<int64_t>(batch.batch_size) * batch.seq_len;
+  ModelInputs inputs;
+  inputs.input_ids = Tensor(batch.input_ids.data(), DType::i32, Shape{n});
+  inputs.positions = Tensor(batch.positions.data(), DType::i32, Shape{n});
+  inputs.targets = Tensor(batch.targets.data(), DType::i32, Shape{n});
+  if (!batch.segment_ids.empty())
+    inputs.segment_ids = Tensor(batch.segment_ids.data(), DType::i32,
+                                Shape{static_cast<int64_t>(batch.batch_size), batch.seq_len});
+  return inputs;
+}
+
 void lay_out_batch(const PeftSpec& peft, data::Batch& batch, LayoutScratch* scratch) {
   const int64_t offset = peft.position_offset();
   if (offset == 0) return;

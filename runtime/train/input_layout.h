@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 #include "models/peft/peft_spec.h"
+#include "models/transformer.h"
 
 #include "runtime/data/batch_loader.h"
 
@@ -16,6 +17,9 @@ namespace ft {
 struct LayoutScratch {
   std::vector<int32_t> ids, targets, positions;
 };
+
+// Views of a batch's vectors as the model's inputs (segment ids when the batch is packed).
+ModelInputs model_inputs(data::Batch& batch);
 
 // Rewrites `batch` in place; a no-op for full fine-tuning and LoRA. Afterwards batch.seq_len is
 // peft.model_seq_len(L).

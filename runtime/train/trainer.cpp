@@ -269,20 +269,11 @@ Trainer::Trainer(TrainerOptions options)
   model_ = std::make_unique<Transformer>(model_config_, *params_, peft_,
                                          config_.train().micro_batch_size(),
                                          peft_.model_seq_len(seq_len));
-  plan_memory();
+  memory_ = plan_model_memory(*model_, ctx_);
   micro_batches_.resize(config_.train().grad_accum_steps());
 }
 
 Trainer::~Trainer() = default;
-
-void Trainer::plan_memory() {
-  Arena measuring = Arena::measuring(ctx_.device);
-  model_->bind_activations(measuring);
-  activations_ = Arena(ctx_.device, measuring.used());
-  model_->bind_activations(activations_);
-  workspace_ = Buffer(ctx_.device, model_->workspace_bytes(ctx_));
-  ctx_.workspace = {workspace_.data(), workspace_.bytes()};
-}
 
 void Trainer::print_startup_report() const {
   const int64_t trainable = params_->trainable_count();
@@ -301,8 +292,8 @@ void Trainer::print_startup_report() const {
       "activations {}, workspace {}\n",
       format_bytes(params_->weight_bytes()), format_bytes(params_->trainable_values().bytes()),
       format_bytes(params_->frozen_values().bytes()), format_bytes(params_->gradient_bytes()),
-      format_bytes(params_->optimizer_bytes()), format_bytes(activations_.capacity()),
-      format_bytes(workspace_.bytes()));
+      format_bytes(params_->optimizer_bytes()), format_bytes(memory_.activations.capacity()),
+      format_bytes(memory_.workspace.bytes()));
   const config::DataConfig& data_config = config_.data();
   const std::string tokenizer =
       data_config.tokenizer().empty()
@@ -325,18 +316,6 @@ void Trainer::print_startup_report() const {
   const double epochs = static_cast<double>(total_steps_) * static_cast<double>(micro * accum) *
                         comm_->size() / static_cast<double>(rows_per_epoch);
   log_ << "ft: tokens: " << data::format_token_plan(train_report_, epochs) << "\n";
-}
-
-ModelInputs Trainer::inputs_for(data::Batch& batch) const {
-  const int64_t n = static_cast<int64_t>(batch.batch_size) * batch.seq_len;
-  ModelInputs inputs;
-  inputs.input_ids = Tensor(batch.input_ids.data(), DType::i32, Shape{n});
-  inputs.positions = Tensor(batch.positions.data(), DType::i32, Shape{n});
-  inputs.targets = Tensor(batch.targets.data(), DType::i32, Shape{n});
-  if (!batch.segment_ids.empty())
-    inputs.segment_ids = Tensor(batch.segment_ids.data(), DType::i32,
-                                Shape{static_cast<int64_t>(batch.batch_size), batch.seq_len});
-  return inputs;
 }
 
 void Trainer::load_adapter(const std::string& path) {
@@ -373,7 +352,7 @@ EvalMetrics Trainer::evaluate(int64_t step, bool full) {
   for (int64_t first = 0; first < rows; first += micro) {
     valid_loader_->eval_batch(order, first, micro, eval_batch_);
     lay_out_batch(peft_, eval_batch_, &layout_scratch_);
-    ForwardResult forward = model_->forward(ctx_, inputs_for(eval_batch_));
+    ForwardResult forward = model_->forward(ctx_, model_inputs(eval_batch_));
     loss_sum += forward.loss_sum;
     counts[0] += static_cast<double>(forward.correct);
     counts[1] += static_cast<double>(eval_batch_.target_tokens);
@@ -448,7 +427,7 @@ TrainSummary Trainer::run() {
     double sums[2] = {0.0, 0.0};  // loss, correct
     for (size_t index = 0; index < micro_batches_.size(); ++index) {
       data::Batch& batch = micro_batches_[index];
-      ModelInputs inputs = inputs_for(batch);
+      ModelInputs inputs = model_inputs(batch);
       if (peft_.lora_dropout > 0)
         inputs.dropout_seed =  // a fresh mask per (step, micro-batch); never 0 (= no dropout)
             (Random(seed_, static_cast<uint64_t>(step)).next_u64() ^

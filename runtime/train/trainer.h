@@ -56,13 +56,11 @@ class Trainer {
   int64_t total_steps() const { return total_steps_; }
 
  private:
-  void plan_memory();
   void print_startup_report() const;
   // Validation loss and accuracy on train.eval_batches micro-batches (a fixed sample), or on the
   // whole validation set when `full` or eval_batches is 0.
   EvalMetrics evaluate(int64_t step, bool full = false);
   void save_checkpoint(int64_t step, int64_t trained_tokens);
-  ModelInputs inputs_for(data::Batch& batch) const;
   // peft.init_from: an ft adapter checkpoint or a Hugging Face PEFT folder.
   void load_adapter(const std::string& path);
 
@@ -83,8 +81,7 @@ class Trainer {
   std::unique_ptr<Transformer> model_;
   std::unique_ptr<AdamW> optimizer_;
   std::unique_ptr<Communicator> comm_;
-  Arena activations_ = Arena::measuring();
-  Buffer workspace_;
+  ModelMemory memory_;
   LrSchedule schedule_;
   TrainState state_;
   int64_t total_steps_ = 0;

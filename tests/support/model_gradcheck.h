@@ -24,8 +24,7 @@ struct ModelRun {
   ModelConfig config;
   std::unique_ptr<ParameterStore> params;
   std::unique_ptr<Transformer> model;
-  Arena arena = Arena::measuring();
-  Buffer workspace;
+  ModelMemory memory;
   OpCounters counters;
   OpContext ctx;
   ModelInputs inputs;
@@ -33,14 +32,9 @@ struct ModelRun {
 
   // Binds the activations to an arena of the measured size and the workspace the model asks for.
   void bind_model() {
-    Arena measuring = Arena::measuring();
-    model->bind_activations(measuring);
-    arena = Arena(Device::cpu, measuring.used());
-    model->bind_activations(arena);
     ctx.num_threads = 2;
     ctx.counters = &counters;
-    workspace = Buffer(Device::cpu, model->workspace_bytes(ctx));
-    ctx.workspace = {workspace.data(), workspace.bytes()};
+    memory = plan_model_memory(*model, ctx);
   }
 
   double loss() { return model->forward(ctx, inputs).loss_sum / static_cast<double>(target_count); }
