@@ -12,6 +12,7 @@ LoraAdapters::LoraAdapters(const PeftSpec& spec, const ModelConfig& model,
       scale_(spec.method == PeftMethod::lora ? spec.lora_scale() : 0.0),
       dropout_(spec.lora_dropout),
       dtype_(params.dtype()) {
+  slot_index_.assign(model.num_layers * kSlots, -1);
   if (spec.method != PeftMethod::lora) return;
   for (size_t i = 0; i < spec.lora_targets.size(); ++i) {
     const LoraTarget& target = spec.lora_targets[i];
@@ -25,6 +26,8 @@ LoraAdapters::LoraAdapters(const PeftSpec& spec, const ModelConfig& model,
     module.da = a.grad;
     module.b = b.value;
     module.db = b.grad;
+    slot_index_[target.layer * kSlots + static_cast<int>(target.slot)] =
+        static_cast<int>(modules_.size());
     modules_.push_back(module);
     lowest_layer_ = std::min(lowest_layer_, target.layer);
     max_in_ = std::max(max_in_, target.in_features);
@@ -43,9 +46,8 @@ void LoraAdapters::bind_activations(Arena& arena) {
 }
 
 const LoraAdapters::Module* LoraAdapters::find(int64_t layer, LinearSlot slot) const {
-  for (const Module& module : modules_)
-    if (module.layer == layer && module.slot == slot) return &module;
-  return nullptr;
+  const int index = slot_index_[layer * kSlots + static_cast<int>(slot)];
+  return index < 0 ? nullptr : &modules_[index];
 }
 
 LoraAdapters::Module* LoraAdapters::find(int64_t layer, LinearSlot slot) {

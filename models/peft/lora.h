@@ -49,6 +49,9 @@ class LoraAdapters {
   Tensor dropped_input(const OpContext& ctx, const Module& module, Tensor x, uint64_t dropout_seed);
 
   std::vector<Module> modules_;
+  static constexpr int kSlots = static_cast<int>(LinearSlot::down) + 1;
+  // (layer, slot) -> position in modules_, or -1: the model asks for every slot of every layer.
+  std::vector<int> slot_index_;
   int64_t tokens_, rank_, lowest_layer_;
   double scale_, dropout_;
   int64_t max_in_ = 0, max_out_ = 0;
