@@ -7,6 +7,7 @@
 #include "kernels/cpu/adapter_cpu.h"
 #include "kernels/dispatch.h"
 #include "kernels/ops.h"
+#include "runtime/error.h"
 
 namespace ft::ops {
 
@@ -56,27 +57,68 @@ void tanh_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor out) {
 
 // ---- LoRA dropout ----------------------------------------------------------------------------
 
-void dropout_forward(const OpContext& ctx, Tensor out, Tensor x, double p, uint64_t seed) {
+namespace {
+
+// full_cols = 0: the whole tensor. Otherwise t (N, w) is columns [col_offset, col_offset + w) of an
+// (N, full_cols) tensor.
+void check_column_shard(const ArgChecks& check, std::string_view arg, const Tensor& t,
+                        int64_t col_offset, int64_t full_cols) {
+  if (full_cols < 0) fail("op {}: argument full_cols is {}, expected >= 0", check.op, full_cols);
+  if (full_cols == 0) {
+    if (col_offset != 0) {
+      fail(
+          "op {}: argument col_offset is {} but full_cols is 0 (no column shard); pass the full "
+          "tensor's width as full_cols",
+          check.op, col_offset);
+    }
+    return;
+  }
+  check.matrix(arg, t, "(N, w) for a column shard");
+  const int64_t width = t.dim(1);
+  if (col_offset < 0 || col_offset > full_cols - width) {
+    fail("op {}: argument col_offset is {}: columns [{}, {}) of {} do not fit in full_cols {}",
+         check.op, col_offset, col_offset, col_offset + width, arg, full_cols);
+  }
+}
+
+template <typename scalar_t>
+void run_dropout(Tensor out, Tensor x, double p, uint64_t seed, int64_t col_offset,
+                 int64_t full_cols, int threads) {
+  if (full_cols == 0) {
+    cpu::dropout(out.ptr<scalar_t>(), x.ptr<scalar_t>(), p, seed, x.numel(), threads);
+  } else {
+    cpu::dropout_columns(out.ptr<scalar_t>(), x.ptr<scalar_t>(), p, seed, x.dim(0), x.dim(1),
+                         col_offset, full_cols, threads);
+  }
+}
+
+}  // namespace
+
+void dropout_forward(const OpContext& ctx, Tensor out, Tensor x, double p, uint64_t seed,
+                     int64_t col_offset, int64_t full_cols) {
   const ArgChecks check{"dropout_forward", ctx};
   check.input("x", x);
   check.same("out", out, x);
   check.probability(p);
+  check_column_shard(check, "x", x, col_offset, full_cols);
   check.cpu_only(x.dtype);
   FT_DISPATCH_CPU_FLOAT(
       check.op, x.dtype,
-      cpu::dropout(out.ptr<scalar_t>(), x.ptr<scalar_t>(), p, seed, x.numel(), ctx.num_threads));
+      run_dropout<scalar_t>(out, x, p, seed, col_offset, full_cols, ctx.num_threads));
 }
 
-void dropout_backward(const OpContext& ctx, Tensor dx, Tensor dout, double p, uint64_t seed) {
+void dropout_backward(const OpContext& ctx, Tensor dx, Tensor dout, double p, uint64_t seed,
+                      int64_t col_offset, int64_t full_cols) {
   const ArgChecks check{"dropout_backward", ctx};
   check.input("dout", dout);
   check.same("dx", dx, dout);
   check.probability(p);
+  check_column_shard(check, "dout", dout, col_offset, full_cols);
   check.cpu_only(dout.dtype);
   // The forward is linear in x: its backward applies the same mask and scale to dout.
-  FT_DISPATCH_CPU_FLOAT(check.op, dout.dtype,
-                        cpu::dropout(dx.ptr<scalar_t>(), dout.ptr<scalar_t>(), p, seed,
-                                     dout.numel(), ctx.num_threads));
+  FT_DISPATCH_CPU_FLOAT(
+      check.op, dout.dtype,
+      run_dropout<scalar_t>(dx, dout, p, seed, col_offset, full_cols, ctx.num_threads));
 }
 
 // ---- column blocks ---------------------------------------------------------------------------

@@ -113,8 +113,13 @@ void tanh_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor out);
 // or above probability p, and kept elements are scaled by 1 / (1 - p). The mask is a pure
 // function of (seed, i), the same on every backend and thread count, so the backward recomputes
 // it from the seed instead of storing it. 0 <= p < 1. out may alias x; dx may alias dout.
-void dropout_forward(const OpContext& ctx, Tensor out, Tensor x, double p, uint64_t seed);
-void dropout_backward(const OpContext& ctx, Tensor dx, Tensor dout, double p, uint64_t seed);
+// Column shards (tensor parallelism): when full_cols > 0, x (N, w) holds columns [col_offset,
+// col_offset + w) of an (N, full_cols) tensor and gets that tensor's mask (element i = row *
+// full_cols + col_offset + column), so a sharded layer drops what the whole layer would.
+void dropout_forward(const OpContext& ctx, Tensor out, Tensor x, double p, uint64_t seed,
+                     int64_t col_offset = 0, int64_t full_cols = 0);
+void dropout_backward(const OpContext& ctx, Tensor dx, Tensor dout, double p, uint64_t seed,
+                      int64_t col_offset = 0, int64_t full_cols = 0);
 
 // ---- column blocks (prefix tuning's per-layer key/value slices) -----------------------------
 // dst (R, w) = src (R, W)[:, offset : offset + w], overwritten. Requires offset + w <= W.
@@ -145,6 +150,46 @@ void cross_entropy_forward(const OpContext& ctx, Tensor losses, Tensor lse, Tens
 // (the loss normalisation, e.g. 1 / number of target tokens in the global batch).
 void cross_entropy_backward(const OpContext& ctx, Tensor dlogits, Tensor logits, Tensor lse,
                             Tensor targets, Tensor weights, double dloss);
+
+// ---- vocabulary-parallel embedding and loss (tensor parallelism) -----------------------------
+// A shard holds rows [vocab_begin, vocab_begin + V_local) of the vocabulary (the embedding table)
+// or the same columns of the logits; the full vocabulary has vocab_size entries.
+// out (N, C) = table (V_local, C)[id - vocab_begin] for ids in the shard, 0 for other ids (they
+// are another shard's; the sum over shards is the embedding). Ids outside [0, vocab_size) are an
+// error naming the id.
+void embedding_forward_shard(const OpContext& ctx, Tensor out, Tensor ids, Tensor table,
+                             int64_t vocab_begin, int64_t vocab_size);
+// dtable (V_local, C) += scatter of dout rows whose id falls in the shard (empty: frozen). A
+// negative id is an error naming it (the shard does not know vocab_size; the forward checks it).
+void embedding_backward_shard(const OpContext& ctx, Tensor dtable, Tensor ids, Tensor dout,
+                              int64_t vocab_begin);
+// Per-row statistics of a logits shard (N, V_local), V_local >= 1, stats (N, 4) in the logits'
+// dtype:
+//   [0] log-sum-exp over the shard's columns;
+//   [1] the target's logit when the target falls in the shard, else 0;
+//   [2] the shard's largest logit; [3] its global column index (the first on ties).
+// [2] and [3] skip NaN logits, as count_correct's argmax does, except that a NaN at global column
+// 0 gives [2] = NaN, [3] = 0 (count_correct's argmax stays at 0 then); a shard of NaNs only gives
+// NaN, vocab_begin. Ignored rows (kIgnoreIndex) get stats 0, 0, 0, 0 and cost nothing.
+// Targets other than kIgnoreIndex must lie in [0, vocab_size): a negative one is an error naming
+// the row; one at or beyond vocab_size is in no shard and cannot be seen here (it would count as
+// a target logit of 0), so callers check targets against the vocabulary. f32 stats hold column
+// indices exactly only up to 2^24: f32 logits of a shard ending beyond 2^24 are an error.
+void cross_entropy_shard_stats(const OpContext& ctx, Tensor stats, Tensor logits, Tensor targets,
+                               int64_t vocab_begin);
+// Combines every shard's stats, parts (S, N, 4) in vocabulary order (as all_gather lays them
+// out): lse (N) = log-sum-exp over the shards; losses (N) = lse - target logit (the sum of the
+// shards' [1]); both 0 on ignored rows, as cross_entropy_forward writes them. correct, optional:
+// rows whose global argmax (first on ties, as count_correct) is the target. A column index [3]
+// that is not a whole number in the dtype's exact range is an error (parts are not stats).
+void cross_entropy_combine_shards(const OpContext& ctx, Tensor losses, Tensor lse, Tensor parts,
+                                  Tensor targets, int64_t* correct = nullptr);
+// dlogits (N, V_local) = dloss * (exp(logits - lse) - onehot(target - vocab_begin)), the one-hot
+// only where the target falls in the shard; 0 on ignored rows. lse (N) is the whole
+// vocabulary's (from cross_entropy_combine_shards). dlogits may alias logits. Targets are
+// checked as by cross_entropy_shard_stats.
+void cross_entropy_backward_shard(const OpContext& ctx, Tensor dlogits, Tensor logits, Tensor lse,
+                                  Tensor targets, int64_t vocab_begin, double dloss);
 
 // ---- optimizer -------------------------------------------------------------------------------
 struct AdamWArgs {

@@ -8,9 +8,11 @@
 namespace ft {
 
 Transformer::Transformer(const ModelConfig& config, const ParameterStore& params,
-                         const PeftSpec& peft, int64_t batch_size, int64_t seq_len)
+                         const PeftSpec& peft, int64_t batch_size, int64_t seq_len,
+                         const ModelSharding& sharding)
     : config_(config),
       peft_(peft),
+      sharding_(sharding),
       batch_(batch_size),
       seq_len_(seq_len),
       tokens_(batch_size * seq_len),
@@ -91,6 +93,13 @@ Transformer::Transformer(const ModelConfig& config, const ParameterStore& params
     lowest_trainable_layer_ = std::min<int64_t>(lowest_trainable_layer_, 0);
   }
   lora_ = std::make_unique<LoraAdapters>(peft, config, params, tokens_);
+  if (sharding_.active()) {
+    // Row-parallel inputs are this rank's block of heads / of the intermediate size.
+    const int64_t rank = sharding_.tp->rank(), size = sharding_.tp->size();
+    lora_->set_input_shard(LinearSlot::o, rank * q, size * q);
+    lora_->set_input_shard(LinearSlot::down, rank * config.intermediate_size,
+                           size * config.intermediate_size);
+  }
   lowest_trainable_layer_ = std::min(lowest_trainable_layer_, lora_->lowest_layer());
 
   if (config.positions == PositionKind::rope) {
@@ -147,6 +156,10 @@ void Transformer::bind_activations(Arena& arena) {
   logits_ = take({N, V}, "logits");
   token_losses_ = take({N}, "token losses");
   token_lse_ = take({N}, "logits lse");
+  if (sharding_.active()) {
+    loss_stats_ = take({N, 4}, "loss statistics");
+    loss_stats_parts_ = take({sharding_.tp->size(), N, 4}, "loss statistics of every rank");
+  }
   scratch_ = take({N, C}, "scratch");
   grads_.residual = take({N, C}, "residual gradient");
   grads_.normed = take({N, C}, "norm gradient");
@@ -171,6 +184,14 @@ size_t Transformer::workspace_bytes(const OpContext& ctx) const {
 
 Tensor Transformer::as_heads(Tensor x, int64_t heads) const {
   return x.reshape({batch_, seq_len_, heads, config_.head_dim});
+}
+
+void Transformer::reduce_over_tp(Tensor x) const {
+  if (sharding_.active()) sharding_.tp->all_reduce_sum(x);
+}
+
+Tensor Transformer::row_parallel_bias(const Weight& bias) const {
+  return sharding_.active() && sharding_.tp->rank() != 0 ? Tensor() : bias.value;
 }
 
 void Transformer::norm_forward(const OpContext& ctx, Tensor out, Tensor mean, Tensor rstd, Tensor x,
@@ -201,7 +222,13 @@ ForwardResult Transformer::forward(const OpContext& ctx, const ModelInputs& in) 
            "packed sequences (segment ids) cannot be combined with {}",
            peft_method_name(peft_.method));
   Tensor residual = acts_.empty() ? final_residual_ : acts_[0].residual_in;
-  ops::embedding_forward(ctx, residual, in.input_ids, token_embedding_.value);
+  if (sharding_.active()) {
+    ops::embedding_forward_shard(ctx, residual, in.input_ids, token_embedding_.value,
+                                 sharding_.vocab_begin, sharding_.vocab_size);
+    reduce_over_tp(residual);
+  } else {
+    ops::embedding_forward(ctx, residual, in.input_ids, token_embedding_.value);
+  }
   if (prompt_) {
     const Tensor rows = prompt_->forward(ctx);
     const int64_t P = peft_.num_virtual_tokens;
@@ -218,10 +245,23 @@ ForwardResult Transformer::forward(const OpContext& ctx, const ModelInputs& in) 
                final_norm_weight_, final_norm_bias_);
   ops::linear_forward(ctx, logits_, final_norm_, lm_head_.value, Tensor());
   ForwardResult result;
-  ops::cross_entropy_forward(ctx, token_losses_, token_lse_, logits_, in.targets, Tensor(),
-                             &result.correct);
+  loss_forward(ctx, in, result);
   result.loss_sum = ops::sum(ctx, token_losses_);
   return result;
+}
+
+void Transformer::loss_forward(const OpContext& ctx, const ModelInputs& in, ForwardResult& result) {
+  if (!sharding_.active()) {
+    ops::cross_entropy_forward(ctx, token_losses_, token_lse_, logits_, in.targets, Tensor(),
+                               &result.correct);
+    return;
+  }
+  // Each rank summarizes its vocabulary columns per token; every rank combines all summaries, so
+  // losses, lse and accuracy are the whole vocabulary's on every rank.
+  ops::cross_entropy_shard_stats(ctx, loss_stats_, logits_, in.targets, sharding_.vocab_begin);
+  sharding_.tp->all_gather(loss_stats_parts_, loss_stats_);
+  ops::cross_entropy_combine_shards(ctx, token_losses_, token_lse_, loss_stats_parts_, in.targets,
+                                    &result.correct);
 }
 
 void Transformer::layer_forward(const OpContext& ctx, int64_t layer, const ModelInputs& in) {
@@ -250,8 +290,9 @@ void Transformer::layer_forward(const OpContext& ctx, int64_t layer, const Model
       ctx, as_heads(a.attn, Hq), a.attn_lse, as_heads(a.q, Hq), as_heads(a.k, Hkv),
       as_heads(a.v, Hkv), prefix_ ? prefix_->key(layer) : Tensor(),
       prefix_ ? prefix_->value(layer) : Tensor(), in.segment_ids, ops::AttentionArgs{});
-  ops::linear_forward(ctx, scratch_, a.attn, w.o_weight.value, w.o_bias.value);
+  ops::linear_forward(ctx, scratch_, a.attn, w.o_weight.value, row_parallel_bias(w.o_bias));
   lora_->forward(ctx, layer, LinearSlot::o, a.attn, {scratch_}, seed);
+  reduce_over_tp(scratch_);
   ops::add(ctx, a.residual_mid, a.residual_in, scratch_);
 
   norm_forward(ctx, a.mlp_norm, a.mlp_norm_mean, a.mlp_norm_rstd, a.residual_mid, w.mlp_norm_weight,
@@ -267,21 +308,27 @@ void Transformer::layer_forward(const OpContext& ctx, int64_t layer, const Model
     lora_->forward(ctx, layer, LinearSlot::up, a.mlp_norm, {a.up}, seed);
     ops::gelu_forward(ctx, a.act, a.up);
   }
-  ops::linear_forward(ctx, scratch_, a.act, w.down_weight.value, w.down_bias.value);
+  ops::linear_forward(ctx, scratch_, a.act, w.down_weight.value, row_parallel_bias(w.down_bias));
   lora_->forward(ctx, layer, LinearSlot::down, a.act, {scratch_}, seed);
+  reduce_over_tp(scratch_);
   ops::add(ctx, residual_out, a.residual_mid, scratch_);
 }
 
 void Transformer::backward(const OpContext& ctx, const ModelInputs& in, double dloss) {
   if (prefix_) prefix_->begin_backward(ctx);
   // The logits buffer becomes dlogits in place.
-  ops::cross_entropy_backward(ctx, logits_, logits_, token_lse_, in.targets, Tensor(), dloss);
+  if (sharding_.active())
+    ops::cross_entropy_backward_shard(ctx, logits_, logits_, token_lse_, in.targets,
+                                      sharding_.vocab_begin, dloss);
+  else
+    ops::cross_entropy_backward(ctx, logits_, logits_, token_lse_, in.targets, Tensor(), dloss);
   const bool descend = lowest_trainable_layer_ < config_.num_layers;
   const bool final_norm_trains = !final_norm_weight_.grad.empty() || !final_norm_bias_.grad.empty();
   const bool head_input_grad = descend || final_norm_trains;
   ops::linear_backward(ctx, head_input_grad ? grads_.normed : Tensor(), lm_head_.grad, Tensor(),
                        logits_, final_norm_, lm_head_.value);
   if (!head_input_grad) return;
+  reduce_over_tp(grads_.normed);
   norm_backward(ctx, grads_.residual, grads_.normed, final_residual_, final_norm_weight_,
                 final_norm_bias_, final_norm_mean_, final_norm_rstd_);
   if (!descend) return;
@@ -298,8 +345,13 @@ void Transformer::backward(const OpContext& ctx, const ModelInputs& in, double d
     prompt_->end_backward(ctx);
   }
   if (embeddings_trainable_) {
-    if (!token_embedding_.grad.empty())
-      ops::embedding_backward(ctx, token_embedding_.grad, in.input_ids, grads_.residual);
+    if (!token_embedding_.grad.empty()) {
+      if (sharding_.active())
+        ops::embedding_backward_shard(ctx, token_embedding_.grad, in.input_ids, grads_.residual,
+                                      sharding_.vocab_begin);
+      else
+        ops::embedding_backward(ctx, token_embedding_.grad, in.input_ids, grads_.residual);
+    }
     if (!position_embedding_.grad.empty())
       ops::embedding_backward(ctx, position_embedding_.grad, in.positions, grads_.residual);
   }
@@ -337,6 +389,7 @@ void Transformer::layer_backward(const OpContext& ctx, int64_t layer, const Mode
                          w.up_weight.value);
     lora_->backward(ctx, layer, LinearSlot::up, g.normed, {g.up}, a.mlp_norm, seed);
   }
+  reduce_over_tp(g.normed);
   norm_backward(ctx, g.scratch, g.normed, a.residual_mid, w.mlp_norm_weight, w.mlp_norm_bias,
                 a.mlp_norm_mean, a.mlp_norm_rstd);
   ops::add(ctx, g.residual, g.residual, g.scratch);  // now dL/d(residual_mid)
@@ -371,6 +424,7 @@ void Transformer::layer_backward(const OpContext& ctx, int64_t layer, const Mode
   lora_->backward(ctx, layer, LinearSlot::k, dnormed, {g.k}, a.attn_norm, seed);
   lora_->backward(ctx, layer, LinearSlot::v, dnormed, {g.v}, a.attn_norm, seed);
   if (!needs_input_grad) return;
+  reduce_over_tp(g.normed);
   norm_backward(ctx, g.scratch, g.normed, a.residual_in, w.attn_norm_weight, w.attn_norm_bias,
                 a.attn_norm_mean, a.attn_norm_rstd);
   if (below_needs_grad) ops::add(ctx, g.residual, g.residual, g.scratch);  // dL/d(residual_in)

@@ -17,6 +17,7 @@
 #include "models/peft/peft_spec.h"
 #include "models/peft/prefix_encoder.h"
 #include "models/peft/prompt_encoder.h"
+#include "parallel/communicator.h"
 #include "runtime/buffer.h"
 #include "runtime/parameters.h"
 
@@ -33,6 +34,18 @@ struct ModelInputs {
   uint64_t dropout_seed = 0;  // LoRA dropout's mask seed for this micro-batch; 0: no dropout
 };
 
+// Megatron tensor parallelism as the model sees it (parallel/tensor_parallel.h holds the sharding
+// rules; the model is built from local_model_config and the local parameter shards). The
+// row-parallel projections (attention output, down) all-reduce their outputs over `tp` in the
+// forward, the column-parallel ones (q/k/v, gate/up) their input gradients in the backward; the
+// token embedding and LM head are vocabulary-parallel, with a vocabulary-parallel cross-entropy.
+struct ModelSharding {
+  Communicator* tp = nullptr;  // nullptr or a group of 1: the whole model on this rank
+  int64_t vocab_begin = 0;     // this rank's first vocabulary row
+  int64_t vocab_size = 0;      // the full vocabulary
+  bool active() const { return tp != nullptr && tp->size() > 1; }
+};
+
 struct ForwardResult {
   double loss_sum = 0.0;  // sum of per-token losses over the micro-batch's targets
   int64_t correct = 0;    // targets equal to the logits' argmax
@@ -42,8 +55,10 @@ class Transformer {
  public:
   // seq_len: model rows per sequence, including prompt tuning's virtual rows (PeftSpec::
   // model_seq_len). `params` holds the base model and the adapter named by `peft`.
+  // With tensor parallelism `config`, `params` and `peft` are this rank's (local_model_config,
+  // the shards, local_peft_spec).
   Transformer(const ModelConfig& config, const ParameterStore& params, const PeftSpec& peft,
-              int64_t batch_size, int64_t seq_len);
+              int64_t batch_size, int64_t seq_len, const ModelSharding& sharding = {});
   Transformer(const ModelConfig& config, const ParameterStore& params, int64_t batch_size,
               int64_t seq_len)
       : Transformer(config, params, PeftSpec{}, batch_size, seq_len) {}
@@ -62,7 +77,8 @@ class Transformer {
 
   const ModelConfig& config() const { return config_; }
   const PeftSpec& peft() const { return peft_; }
-  // The forward's logits (B*T, V); valid after forward() until backward() reuses the buffer.
+  // The forward's logits (B*T, V) (tensor parallel: this rank's vocabulary columns); valid after
+  // forward() until backward() reuses the buffer.
   Tensor logits() const { return logits_; }
   int64_t batch_size() const { return batch_; }
   int64_t seq_len() const { return seq_len_; }
@@ -105,9 +121,15 @@ class Transformer {
   void layer_forward(const OpContext& ctx, int64_t layer, const ModelInputs& inputs);
   void layer_backward(const OpContext& ctx, int64_t layer, const ModelInputs& inputs);
   Tensor as_heads(Tensor x, int64_t heads) const;  // (N, H*D) -> (B, T, H, D)
+  // Sums a row-parallel output / column-parallel input gradient over the tensor-parallel group.
+  void reduce_over_tp(Tensor x) const;
+  void loss_forward(const OpContext& ctx, const ModelInputs& inputs, ForwardResult& result);
+  // A row-parallel layer's bias is added once, by tp rank 0, after its partial sums meet.
+  Tensor row_parallel_bias(const Weight& bias) const;
 
   ModelConfig config_;
   PeftSpec peft_;
+  ModelSharding sharding_;
   int64_t batch_, seq_len_, tokens_;
   DType dtype_;
   Device device_;
@@ -124,6 +146,7 @@ class Transformer {
   std::vector<LayerActivations> acts_;
   Tensor final_residual_, final_norm_, final_norm_mean_, final_norm_rstd_;
   Tensor logits_, token_losses_, token_lse_, scratch_;
+  Tensor loss_stats_, loss_stats_parts_;  // vocabulary-parallel loss: (N, 4), (tp, N, 4)
   Gradients grads_;
 };
 

@@ -18,7 +18,8 @@ uint64_t name_hash(const std::string& name) {
 
 }  // namespace
 
-ParameterStore::ParameterStore(std::vector<ParamSpec> specs, DType dtype, Device device)
+ParameterStore::ParameterStore(std::vector<ParamSpec> specs, DType dtype, Device device,
+                               ParameterStoreOptions options)
     : dtype_(dtype), device_(device) {
   params_.reserve(specs.size());
   for (ParamSpec& spec : specs) {
@@ -31,19 +32,29 @@ ParameterStore::ParameterStore(std::vector<ParamSpec> specs, DType dtype, Device
     index_[param.spec.name] = params_.size();
     params_.push_back(std::move(param));
   }
-  size_t element = dtype_size(dtype);
-  trainable_ = Buffer(device, trainable_count_ * element);
+  FT_CHECK(options.trainable_multiple >= 1, "trainable_multiple must be at least 1");
+  padded_trainable_count_ = (trainable_count_ + options.trainable_multiple - 1) /
+                            options.trainable_multiple * options.trainable_multiple;
+  const size_t element = dtype_size(dtype);
+  const size_t trainable_bytes = padded_trainable_count_ * element;
+  trainable_ = Buffer(device, trainable_bytes);
   frozen_ = Buffer(device, frozen_count_ * element);
-  grads_ = Buffer(device, trainable_count_ * element);
-  m_ = Buffer(device, trainable_count_ * element);
-  v_ = Buffer(device, trainable_count_ * element);
+  if (options.gradients) grads_ = Buffer(device, trainable_bytes);
+  if (options.moments) {
+    m_ = Buffer(device, trainable_bytes);
+    v_ = Buffer(device, trainable_bytes);
+  }
+  auto view = [&](const Buffer& buffer, const Parameter& param) {
+    return buffer.bytes() == 0 ? Tensor()
+                               : buffer.view(dtype, param.spec.shape, param.offset * element);
+  };
   for (Parameter& param : params_) {
-    size_t offset = param.offset * element;
+    const size_t offset = param.offset * element;
     if (param.spec.trainable) {
       param.value = trainable_.view(dtype, param.spec.shape, offset);
-      param.grad = grads_.view(dtype, param.spec.shape, offset);
-      param.adam_m = m_.view(dtype, param.spec.shape, offset);
-      param.adam_v = v_.view(dtype, param.spec.shape, offset);
+      param.grad = view(grads_, param);
+      param.adam_m = view(m_, param);
+      param.adam_v = view(v_, param);
     } else {
       param.value = frozen_.view(dtype, param.spec.shape, offset);
     }
@@ -57,7 +68,14 @@ const Parameter& ParameterStore::at(const std::string& name) const {
 }
 
 Tensor ParameterStore::flat(const Buffer& buffer) const {
-  return buffer.view(dtype_, Shape{static_cast<int64_t>(buffer.bytes() / dtype_size(dtype_))});
+  if (buffer.bytes() == 0) return Tensor(nullptr, dtype_, Shape{0}, device_);
+  const int64_t count = &buffer == &frozen_ ? frozen_count_ : trainable_count_;
+  return buffer.view(dtype_, Shape{count});
+}
+
+Tensor ParameterStore::padded(const Buffer& buffer) const {
+  if (buffer.bytes() == 0) return Tensor(nullptr, dtype_, Shape{0}, device_);
+  return buffer.view(dtype_, Shape{padded_trainable_count_});
 }
 
 void ParameterStore::initialize(uint64_t seed) {
@@ -93,7 +111,7 @@ void ParameterStore::initialize(uint64_t seed) {
 }
 
 void ParameterStore::zero_grads(const OpContext& ctx) const {
-  if (trainable_count_ > 0) ops::zero(ctx, trainable_grads());
+  if (trainable_count_ > 0 && grads_.bytes() > 0) ops::zero(ctx, trainable_grads());
 }
 
 }  // namespace ft

@@ -23,9 +23,18 @@ struct Parameter {
   int64_t offset = 0;  // element offset in its flat buffer (trainable or frozen)
 };
 
+struct ParameterStoreOptions {
+  bool gradients = true;  // false: values only (checkpoint staging)
+  bool moments = true;    // false: the optimizer keeps its own (ZeRO-1 shards), or none
+  // The trainable buffers' element count is rounded up to a multiple of this (ZeRO-1: the data-
+  // parallel size, so reduce-scatter and all-gather split them evenly); the padding stays 0.
+  int64_t trainable_multiple = 1;
+};
+
 class ParameterStore {
  public:
-  ParameterStore(std::vector<ParamSpec> specs, DType dtype, Device device);
+  ParameterStore(std::vector<ParamSpec> specs, DType dtype, Device device,
+                 ParameterStoreOptions options = {});
 
   // Seeded initialization: each parameter draws from its own stream, keyed by (seed, name), so
   // adding a parameter does not change the others' values.
@@ -45,6 +54,10 @@ class ParameterStore {
   Tensor adam_m() const { return flat(m_); }
   Tensor adam_v() const { return flat(v_); }
   Tensor frozen_values() const { return flat(frozen_); }
+  // The trainable values and gradients with their padding (ParameterStoreOptions).
+  int64_t padded_trainable_count() const { return padded_trainable_count_; }
+  Tensor padded_trainable_values() const { return padded(trainable_); }
+  Tensor padded_trainable_grads() const { return padded(grads_); }
 
   void zero_grads(const OpContext& ctx) const;
   // Bytes held, per category, for the start-up memory report.
@@ -53,13 +66,15 @@ class ParameterStore {
   size_t optimizer_bytes() const { return m_.bytes() + v_.bytes(); }
 
  private:
-  Tensor flat(const Buffer& buffer) const;
+  Tensor flat(const Buffer& buffer) const;    // the trainable (or frozen) elements
+  Tensor padded(const Buffer& buffer) const;  // with the trainable padding
   DType dtype_;
   Device device_;
   std::vector<Parameter> params_;
   std::unordered_map<std::string, size_t> index_;
   int64_t trainable_count_ = 0;
   int64_t frozen_count_ = 0;
+  int64_t padded_trainable_count_ = 0;
   Buffer trainable_, frozen_, grads_, m_, v_;
 };
 

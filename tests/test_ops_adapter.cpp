@@ -1,8 +1,9 @@
 // The PEFT adapter ops (CPU): ReLU, tanh, LoRA's counter-based dropout and the column-block pair
 // copy_columns / add_to_columns. fp64 finite-difference gradient checks; forward and backward
 // values against plain loops in fp32 and fp64; the dropout mask's hash against splitmix64's
-// published outputs, its independence of the thread count and its statistics; aliasing; and
-// argument errors that name the op and the argument.
+// published outputs, its independence of the thread count and its statistics, and column shards
+// (tensor parallelism) against the whole tensor's mask; aliasing; and argument errors that name
+// the op and the argument.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -225,6 +226,53 @@ TYPED_TEST(AdapterValues, Dropout) {
     ASSERT_EQ(out[i], expected) << i;
     ASSERT_EQ(dx[i], expected) << i;
   }
+}
+
+// Tensor parallelism: a column shard (col_offset, full_cols) gets the matching columns of the
+// whole tensor's mask, forward and backward, in place too; the whole width is the default mask.
+TYPED_TEST(AdapterValues, DropoutColumnShardsMatchTheFullMask) {
+  using T = TypeParam;
+  const int64_t rows = kRows, full_cols = 301;
+  const Shape full_shape{rows, full_cols};
+  const double p = 0.35;
+  const uint64_t seed = 2024;
+  OpContext ctx = cpu_context(3);
+  std::vector<T> x = random_of<T>(rows * full_cols, 25, 2.0);
+  std::vector<T> dout = random_of<T>(rows * full_cols, 26, 1.0);
+  std::vector<T> out(rows * full_cols), dx(rows * full_cols);
+  ops::dropout_forward(ctx, view_of(out, full_shape), view_of(x, full_shape), p, seed);
+  ops::dropout_backward(ctx, view_of(dx, full_shape), view_of(dout, full_shape), p, seed);
+  auto columns = [&](const std::vector<T>& full, int64_t offset, int64_t width) {
+    std::vector<T> block;
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto row = full.begin() + r * full_cols + offset;
+      block.insert(block.end(), row, row + width);
+    }
+    return block;
+  };
+  const ColumnBlock shards[] = {{full_cols, 0}, {100, 0}, {101, 100},
+                                {100, 201},     {1, 300}, {7, 13}};
+  for (const auto& [width, offset] : shards) {
+    SCOPED_TRACE(::testing::Message() << "columns " << offset << " + " << width);
+    const Shape shape{rows, width};
+    std::vector<T> x_shard = columns(x, offset, width), dout_shard = columns(dout, offset, width);
+    std::vector<T> out_shard(rows * width), dx_shard(rows * width);
+    ops::dropout_forward(ctx, view_of(out_shard, shape), view_of(x_shard, shape), p, seed, offset,
+                         full_cols);
+    ops::dropout_backward(ctx, view_of(dx_shard, shape), view_of(dout_shard, shape), p, seed,
+                          offset, full_cols);
+    EXPECT_EQ(out_shard, columns(out, offset, width));
+    EXPECT_EQ(dx_shard, columns(dx, offset, width));
+    ops::dropout_forward(ctx, view_of(x_shard, shape), view_of(x_shard, shape), p, seed, offset,
+                         full_cols);
+    EXPECT_EQ(x_shard, out_shard);
+  }
+  // The shard's own flat mask differs: a shard that ignored its offset would drop other elements.
+  std::vector<T> x_shard = columns(x, 100, 101), flat(rows * 101), placed(rows * 101);
+  ops::dropout_forward(ctx, view_of(flat, {rows, 101}), view_of(x_shard, {rows, 101}), p, seed);
+  ops::dropout_forward(ctx, view_of(placed, {rows, 101}), view_of(x_shard, {rows, 101}), p, seed,
+                       100, full_cols);
+  EXPECT_NE(flat, placed);
 }
 
 TYPED_TEST(AdapterValues, ColumnBlocks) {
@@ -474,6 +522,39 @@ TEST(AdapterErrors, NameTheOpAndTheArgument) {
         ops::add_to_columns(ctx, view(a, {4, 6}), Tensor(), 0);
       },
       "add_to_columns: argument src must be (R, w), got an empty tensor");
+}
+
+TEST(AdapterErrors, DropoutColumnShardArguments) {
+  OpContext ctx = cpu_context();
+  std::vector<double> a = random_values(24, 42), b(24);
+  expect_error_mentioning(
+      [&] {
+        ops::dropout_forward(ctx, view(b, {4, 6}), view(a, {4, 6}), 0.1, 1, 5, 10);
+      },
+      "dropout_forward: argument col_offset is 5: columns [5, 11) of x do not fit in full_cols 10");
+  expect_error_mentioning(
+      [&] {
+        ops::dropout_backward(ctx, view(b, {4, 6}), view(a, {4, 6}), 0.1, 1, -1, 10);
+      },
+      "dropout_backward: argument col_offset is -1: columns [-1, 5) of dout");
+  expect_error_mentioning(
+      [&] {
+        ops::dropout_forward(ctx, view(b, {4, 6}), view(a, {4, 6}), 0.1, 1, 2, 0);
+      },
+      "dropout_forward: argument col_offset is 2 but full_cols is 0");
+  expect_error_mentioning(
+      [&] {
+        ops::dropout_forward(ctx, view(b, {4, 6}), view(a, {4, 6}), 0.1, 1, 0, -6);
+      },
+      "dropout_forward: argument full_cols is -6, expected >= 0");
+  expect_error_mentioning(
+      [&] { ops::dropout_forward(ctx, view(b, {24}), view(a, {24}), 0.1, 1, 0, 30); },
+      "dropout_forward: argument x must be (N, w) for a column shard, got (24)");
+  // The whole width as a shard is the default mask.
+  std::vector<double> c(24);
+  ops::dropout_forward(ctx, view(b, {4, 6}), view(a, {4, 6}), 0.5, 3);
+  ops::dropout_forward(ctx, view(c, {4, 6}), view(a, {4, 6}), 0.5, 3, 0, 6);
+  EXPECT_EQ(b, c);
 }
 
 TEST(AdapterErrors, WholeWidthAndEmptyBlocksAreFine) {

@@ -38,13 +38,15 @@ FT_CPU_CLONES void tanh_backward_range(scalar_t* dx, const scalar_t* dout, const
   }
 }
 
+// Values [begin, end) of out and x, whose mask indices are first_index + i.
 template <typename scalar_t>
 FT_CPU_CLONES void dropout_range(scalar_t* out, const scalar_t* x, uint64_t stream,
-                                 uint64_t threshold, scalar_t keep_scale, int64_t begin,
-                                 int64_t end) {
+                                 uint64_t threshold, scalar_t keep_scale, uint64_t first_index,
+                                 int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) {
     scalar_t kept = x[i] * keep_scale;
-    out[i] = dropout_keeps(stream, threshold, static_cast<uint64_t>(i)) ? kept : scalar_t{0};
+    const uint64_t index = first_index + static_cast<uint64_t>(i);
+    out[i] = dropout_keeps(stream, threshold, index) ? kept : scalar_t{0};
   }
 }
 
@@ -88,7 +90,22 @@ void dropout(scalar_t* out, const scalar_t* x, double p, uint64_t seed, int64_t 
   const uint64_t threshold = dropout_threshold(p);
   const auto keep_scale = static_cast<scalar_t>(1.0 / (1.0 - p));
   parallel_ranges(count, threads, kHashCost, [&](int64_t begin, int64_t end) {
-    dropout_range(out, x, stream, threshold, keep_scale, begin, end);
+    dropout_range(out, x, stream, threshold, keep_scale, 0, begin, end);
+  });
+}
+
+template <typename scalar_t>
+void dropout_columns(scalar_t* out, const scalar_t* x, double p, uint64_t seed, int64_t rows,
+                     int64_t width, int64_t col_offset, int64_t full_cols, int threads) {
+  const uint64_t stream = dropout_stream(seed);
+  const uint64_t threshold = dropout_threshold(p);
+  const auto keep_scale = static_cast<scalar_t>(1.0 / (1.0 - p));
+  parallel_ranges(rows, threads, width * kHashCost, [&](int64_t first_row, int64_t end_row) {
+    for (int64_t row = first_row; row < end_row; ++row) {
+      const auto first_index = static_cast<uint64_t>(row * full_cols + col_offset);
+      dropout_range(out + row * width, x + row * width, stream, threshold, keep_scale, first_index,
+                    0, width);
+    }
   });
 }
 
@@ -115,17 +132,19 @@ void add_to_columns(scalar_t* dst, const scalar_t* src, int64_t rows, int64_t wi
   });
 }
 
-#define FT_INSTANTIATE(scalar_t)                                                                \
-  template void relu_forward<scalar_t>(scalar_t*, const scalar_t*, int64_t, int);               \
-  template void relu_backward<scalar_t>(scalar_t*, const scalar_t*, const scalar_t*, int64_t,   \
-                                        int);                                                   \
-  template void tanh_forward<scalar_t>(scalar_t*, const scalar_t*, int64_t, int);               \
-  template void tanh_backward<scalar_t>(scalar_t*, const scalar_t*, const scalar_t*, int64_t,   \
-                                        int);                                                   \
-  template void dropout<scalar_t>(scalar_t*, const scalar_t*, double, uint64_t, int64_t, int);  \
-  template void copy_columns<scalar_t>(scalar_t*, const scalar_t*, int64_t, int64_t, int64_t,   \
-                                       int64_t, int);                                           \
-  template void add_to_columns<scalar_t>(scalar_t*, const scalar_t*, int64_t, int64_t, int64_t, \
+#define FT_INSTANTIATE(scalar_t)                                                                 \
+  template void relu_forward<scalar_t>(scalar_t*, const scalar_t*, int64_t, int);                \
+  template void relu_backward<scalar_t>(scalar_t*, const scalar_t*, const scalar_t*, int64_t,    \
+                                        int);                                                    \
+  template void tanh_forward<scalar_t>(scalar_t*, const scalar_t*, int64_t, int);                \
+  template void tanh_backward<scalar_t>(scalar_t*, const scalar_t*, const scalar_t*, int64_t,    \
+                                        int);                                                    \
+  template void dropout<scalar_t>(scalar_t*, const scalar_t*, double, uint64_t, int64_t, int);   \
+  template void dropout_columns<scalar_t>(scalar_t*, const scalar_t*, double, uint64_t, int64_t, \
+                                          int64_t, int64_t, int64_t, int);                       \
+  template void copy_columns<scalar_t>(scalar_t*, const scalar_t*, int64_t, int64_t, int64_t,    \
+                                       int64_t, int);                                            \
+  template void add_to_columns<scalar_t>(scalar_t*, const scalar_t*, int64_t, int64_t, int64_t,  \
                                          int64_t, int);
 FT_INSTANTIATE(float)
 FT_INSTANTIATE(double)

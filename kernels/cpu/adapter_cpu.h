@@ -59,6 +59,11 @@ inline bool dropout_keeps(uint64_t stream, uint64_t threshold, uint64_t index) {
 // the op is linear in x with the same mask.
 template <typename scalar_t>
 void dropout(scalar_t* out, const scalar_t* x, double p, uint64_t seed, int64_t count, int threads);
+// dropout of a column shard: x, out (rows, width) hold columns [col_offset, col_offset + width) of
+// a (rows, full_cols) tensor and get its mask (element index row * full_cols + col_offset + j).
+template <typename scalar_t>
+void dropout_columns(scalar_t* out, const scalar_t* x, double p, uint64_t seed, int64_t rows,
+                     int64_t width, int64_t col_offset, int64_t full_cols, int threads);
 
 // ---- column blocks -------------------------------------------------------------------------
 // dst (rows, width) = src (rows, src_cols)[:, offset : offset + width].

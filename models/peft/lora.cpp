@@ -66,8 +66,14 @@ Tensor LoraAdapters::dropped_input(const OpContext& ctx, const Module& module, T
                                    uint64_t dropout_seed) {
   if (dropout_ <= 0 || dropout_seed == 0) return x;
   Tensor dropped = dropped_.flat().slice(0, x.numel()).reshape(x.shape);
-  ops::dropout_forward(ctx, dropped, x, dropout_, module_seed(dropout_seed, module.index));
+  const InputShard& shard = input_shard_[static_cast<int>(module.slot)];
+  ops::dropout_forward(ctx, dropped, x, dropout_, module_seed(dropout_seed, module.index),
+                       shard.col_offset, shard.full_cols);
   return dropped;
+}
+
+void LoraAdapters::set_input_shard(LinearSlot slot, int64_t col_offset, int64_t full_cols) {
+  input_shard_[static_cast<int>(slot)] = {col_offset, full_cols};
 }
 
 void LoraAdapters::forward(const OpContext& ctx, int64_t layer, LinearSlot slot, Tensor x,
@@ -108,8 +114,11 @@ void LoraAdapters::backward(const OpContext& ctx, int64_t layer, LinearSlot slot
   if (!dx.empty()) dinput = dx_.flat().slice(0, x.numel()).reshape(x.shape);
   ops::linear_backward(ctx, dinput, module->da, Tensor(), dt_, input, module->a);
   if (dx.empty()) return;
-  if (dropout_ > 0 && dropout_seed != 0)
-    ops::dropout_backward(ctx, dinput, dinput, dropout_, module_seed(dropout_seed, module->index));
+  if (dropout_ > 0 && dropout_seed != 0) {
+    const InputShard& shard = input_shard_[static_cast<int>(module->slot)];
+    ops::dropout_backward(ctx, dinput, dinput, dropout_, module_seed(dropout_seed, module->index),
+                          shard.col_offset, shard.full_cols);
+  }
   ops::add(ctx, dx, dx, dinput);
 }
 

@@ -25,6 +25,9 @@ class LoraAdapters {
   bool has(int64_t layer, LinearSlot slot) const { return find(layer, slot) != nullptr; }
   // The lowest layer holding a LoRA module (num_layers when none).
   int64_t lowest_layer() const { return lowest_layer_; }
+  // Tensor parallelism: the inputs of `slot` are columns [col_offset, col_offset + in) of
+  // full_cols (row-parallel layers), so dropout draws the whole layer's mask.
+  void set_input_shard(LinearSlot slot, int64_t col_offset, int64_t full_cols);
 
   // Adds the module's update to `outs` (the outputs its B row blocks feed, in order).
   // dropout_seed == 0 disables dropout (evaluation).
@@ -52,6 +55,10 @@ class LoraAdapters {
   static constexpr int kSlots = static_cast<int>(LinearSlot::down) + 1;
   // (layer, slot) -> position in modules_, or -1: the model asks for every slot of every layer.
   std::vector<int> slot_index_;
+  struct InputShard {
+    int64_t col_offset = 0, full_cols = 0;
+  };
+  InputShard input_shard_[kSlots];
   int64_t tokens_, rank_, lowest_layer_;
   double scale_, dropout_;
   int64_t max_in_ = 0, max_out_ = 0;
