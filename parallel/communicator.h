@@ -67,15 +67,15 @@ class SingleProcessCommunicator final : public Communicator {
   int rank() const override { return 0; }
   int size() const override { return 1; }
   const char* kind() const override { return "single"; }
-  void all_reduce(Tensor, ReduceOp) override {}
-  void all_reduce(std::span<double>, ReduceOp) override {}
+  void all_reduce(Tensor tensor, ReduceOp op) override;
+  void all_reduce(std::span<double> values, ReduceOp op) override;
   void reduce_scatter(Tensor output, Tensor input, ReduceOp op) override;
   void all_gather(Tensor output, Tensor input) override;
   void broadcast(Tensor, int root) override;
   void broadcast(std::string&, int root) override;
   void send(Tensor, int peer) override;
   void recv(Tensor, int peer) override;
-  void barrier() override {}
+  void barrier() override;
   std::unique_ptr<Communicator> split(int color, int key) override;
 };
 

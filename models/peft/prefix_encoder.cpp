@@ -40,7 +40,7 @@ void PrefixEncoder::bind_activations(Arena& arena) {
   dhidden_pre_ = arena.take(dtype_, {P, hidden_}, "prefix projection hidden gradient");
   table_ = arena.take(dtype_, {P, width}, "projected prefix");
   dtable_ = arena.take(dtype_, {P, width}, "projected prefix gradient");
-  dembedding_rows_ = arena.take(dtype_, {P, kv}, "prefix embedding gradient");
+  dembedding_rows_ = arena.take(dtype_, embedding_.shape, "prefix embedding gradient");
 }
 
 Tensor PrefixEncoder::block(const Tensor& blocks, int64_t layer, int64_t which) const {

@@ -136,6 +136,9 @@ void validate(const RunConfig& config) {
                config.checkpoint().keep_last() >= 1, "an integer >= 1");
   check.number("parallel.tp", config.parallel().tp(), config.parallel().tp() >= 1,
                "an integer >= 1");
+  check.number("parallel.bucket_mb", config.parallel().bucket_mb(),
+               config.parallel().bucket_mb() >= 1, "an integer >= 1");
+  check.at_most("parallel.bucket_mb", config.parallel().bucket_mb(), 4096);
   check.non_empty("output_dir", config.output_dir(), "a folder for metrics and checkpoints");
   check.choice("device", config.device(), {"auto", "cpu", "cuda"});
   check.choice("dtype", config.dtype(), {"fp32", "fp64"});

@@ -63,6 +63,8 @@ void MetricsLog::log_step(const StepMetrics& m, const std::optional<EvalMetrics>
                          {"grad_norm", m.grad_norm},
                          {"step_tokens", m.step_tokens},
                          {"weight_grad_products", m.weight_grad_products},
+                         {"comm_seconds", m.comm_seconds},
+                         {"step_seconds", m.step_seconds},
                          {"trained_tokens", m.trained_tokens},
                          {"tokens_per_second", m.tokens_per_second},
                          {"gflops_per_second", m.gflops_per_second},

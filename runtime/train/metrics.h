@@ -31,6 +31,7 @@ struct StepMetrics {
   double eta_seconds = 0.0;
   // Weight-gradient matrix products the step's backward ran (frozen weights cost none).
   int64_t weight_grad_products = 0;
+  double comm_seconds = 0.0;  // this rank's time inside collectives during the step
 };
 
 struct EvalMetrics {

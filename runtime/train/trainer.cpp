@@ -15,6 +15,8 @@
 #include "models/param_layout.h"
 #include "models/peft/peft_interchange.h"
 #include "models/peft/prompt_init.h"
+#include "parallel/parameter_distribution.h"
+#include "parallel/stop_signal.h"
 #include "runtime/blas.h"
 #include "runtime/checkpoint/hdf5_checkpoint.h"
 #include "runtime/config/config.h"
@@ -23,6 +25,7 @@
 #include "runtime/random.h"
 #include "runtime/train/input_layout.h"
 #include "runtime/train/run_parameters.h"
+#include "runtime/train/starting_point.h"
 
 namespace ft {
 namespace {
@@ -49,41 +52,26 @@ void check_writable(const std::string& dir, const char* what) {
   std::filesystem::remove(probe, error);
 }
 
-// The fields that decide which data a resumed run reads next and which model it continues; the
-// rest (learning rate, length of the run, logging, ...) may change on resume.
-void check_resume_compatible(const std::string& path, const config::RunConfig& saved,
-                             const config::RunConfig& now) {
-  for (const char* field :
-       {"seed", "data.train_file", "data.format", "data.seq_len", "data.shuffle", "data.too_long",
-        "data.tokenizer", "data.chat_template", "data.train_on", "data.packing", "data.valid_split",
-        "data.chatml_default_system", "model.preset", "model.hf_config",
-        "model.max_position_embeddings", "dtype"}) {
-    std::string before = config::get_field(saved, field), after = config::get_field(now, field);
-    if (before != after)
-      fail(
-          "--resume {}: config field {} was '{}' in the checkpointed run and is '{}' now; the "
-          "run cannot continue where it stopped. Resume with the same value, or start a new run "
-          "from these weights with model.init_from",
-          path, field, before, after);
-  }
-}
-
 }  // namespace
 
 Trainer::Trainer(TrainerOptions options)
     : options_(std::move(options)),
       config_(options_.config),
-      log_(options_.log ? *options_.log : std::cout) {
+      log_(options_.world && options_.world->rank() != 0
+               ? static_cast<std::ostream&>(null_log_)
+               : (options_.log ? *options_.log : std::cout)) {
   config::validate(config_);
   ctx_.device = select_device(config_.device());
   ctx_.num_threads = resolve_threads(config_.threads());
   ctx_.counters = &counters_;
   omp_set_num_threads(ctx_.num_threads);
   openblas_set_num_threads(ctx_.num_threads);
-  if (config_.parallel().tp() != 1)
-    fail("parallel.tp = {}: tensor parallelism is not available yet (expected 1)",
-         config_.parallel().tp());
-  comm_ = std::make_unique<SingleProcessCommunicator>();
+  groups_ = options_.world && options_.world->size() > 1
+                ? std::make_unique<ProcessGroups>(options_.world, config_.parallel().tp())
+                : std::make_unique<ProcessGroups>(ProcessGroups::single());
+  if (!options_.world || options_.world->size() == 1)
+    make_parallel_layout(1, 0, config_.parallel().tp());  // parallel.tp > 1 needs that many ranks
+  const ParallelLayout& layout = groups_->layout();
 
   model_config_ = resolve_model_config(config_.model());
   const int seq_len = config_.data().seq_len();
@@ -140,7 +128,7 @@ Trainer::Trainer(TrainerOptions options)
                                                         tokenizer_->eos_id(), seed, false);
 
   const int64_t global_batch = static_cast<int64_t>(config_.train().micro_batch_size()) *
-                               config_.train().grad_accum_steps() * comm_->size();
+                               config_.train().grad_accum_steps() * layout.dp;
   total_steps_ =
       config_.train().max_steps() > 0
           ? config_.train().max_steps()
@@ -176,78 +164,56 @@ Trainer::Trainer(TrainerOptions options)
         "data.packing = true with peft.method = {}: packing is not supported with virtual-token "
         "methods (prompt tuning, P-tuning, prefix tuning); set data.packing to false",
         peft_method_name(peft_.method));
+  check_tensor_parallel(model_config_, peft_, layout.tp);
   const DType dtype = config_.dtype() == "fp64" ? DType::f64 : DType::f32;
-  params_ =
-      std::make_unique<ParameterStore>(run_param_specs(model_config_, peft_), dtype, ctx_.device);
-  params_->initialize(seed);
-  const std::string& base_path = config_.model().init_from();
-  if (peft_.is_peft()) {
-    // The frozen base comes from model.init_from (or the seeded init) on every start, resumes
-    // included: adapter checkpoints hold only the adapter.
-    if (!base_path.empty())
-      load_init_weights(base_path, model_config_, *params_, /*base_only=*/true);
-    base_.fingerprint = base_fingerprint(*params_, ctx_.num_threads);
-    base_.description = model_config_.summary() +
-                        (base_path.empty() ? fmt::format(", seeded random init (seed {})", seed)
-                                           : ", " + base_path);
-    std::vector<int32_t> text_ids;
-    if (peft_.prompt_init == PromptInit::text)
-      text_ids = tokenizer_->encode(peft_.prompt_init_text);
-    initialize_prompt_from_vocabulary(peft_, model_config_, *params_, text_ids, seed);
-  }
-  const BaseIdentity* base = peft_.is_peft() ? &base_ : nullptr;
-  if (!resume_path.empty()) {
-    int64_t resume_step = 0;
-    std::string saved_config;
-    try {
-      checkpoint::CheckpointReader reader(resume_path);
-      resume_step = reader.int_attribute("step");
-      saved_config = reader.string_attribute("config");
-    } catch (const Error& error) {
-      fail(
-          "{}\n(if this checkpoint is damaged, move it out of {} and --resume continues from the "
-          "one before it)",
-          error.what(), checkpoint_dir_);
-    }
-    // Continuing from an older checkpoint would overwrite (and rotate away) newer ones. Their step
-    // comes from the file name, so a damaged newer file does not block this check.
-    if (auto newest = checkpoint::latest_checkpoint(checkpoint_dir_)) {
-      if (checkpoint::checkpoint_step(*newest).value_or(0) > resume_step)
-        fail(
-            "--resume {}: {} holds a newer checkpoint ({}) that this run would overwrite; resume "
-            "from the newest (--resume), move that file away if it is damaged, or resume into "
-            "another output_dir",
-            resume_path, checkpoint_dir_, *newest);
-    }
-    // The config check first: a changed model would otherwise surface as a missing tensor.
-    const config::RunConfig saved = config::from_text(saved_config, resume_path);
-    check_resume_compatible(resume_path, saved, config_);
-    // The method compared as resolved: "" and "q_proj,v_proj" select the same LoRA modules.
-    check_same_adapter(resolve_peft_spec(saved.peft(), model_config_, saved.data().seq_len()),
-                       peft_, "--resume " + resume_path);
-    state_ = load_training_checkpoint(resume_path, *params_, /*with_optimizer=*/true, base);
-    if (state_.train_sequences != train_loader_->size())
-      fail("--resume {}: the checkpointed run had {} training sequences, {} now holds {}",
-           resume_path, state_.train_sequences, config_.data().train_file(), train_loader_->size());
-    if (state_.step >= total_steps_)
-      fail(
-          "--resume {}: the checkpoint is at step {} and this run has {} steps: nothing left to "
-          "train (raise train.max_steps or train.epochs)",
-          resume_path, state_.step, total_steps_);
-    train_loader_->set_cursor(state_.cursor);
-    log_ << "ft: resumed from " << resume_path << " at step " << state_.step << "\n";
+  StartingPointRequest request;
+  request.config = &config_;
+  request.model = &model_config_;
+  request.peft = &peft_;
+  request.tokenizer = tokenizer_.get();
+  request.resume_path = resume_path;
+  request.checkpoint_dir = checkpoint_dir_;
+  request.total_steps = total_steps_;
+  request.train_sequences = train_loader_->size();
+  request.num_threads = ctx_.num_threads;
+  const std::vector<ParamSpec> full_specs = run_param_specs(model_config_, peft_);
+  const bool zero1 = config_.parallel().zero1() && layout.dp > 1;
+  StartingPoint start;
+  std::unique_ptr<ParameterStore> full_start;  // world rank 0 of a multi-rank job
+  if (layout.world_size == 1) {
+    params_ = std::make_unique<ParameterStore>(full_specs, dtype, ctx_.device);
+    start = load_starting_point(request, *params_);
+    shard_rules_.assign(params_->all().size(), ShardRule{});
+    local_model_config_ = model_config_;
+    local_peft_ = peft_;
   } else {
-    if (!base_path.empty() && !peft_.is_peft())
-      load_init_weights(base_path, model_config_, *params_, /*base_only=*/false);
-    if (!config_.peft().init_from().empty()) {
-      if (!peft_.is_peft())
-        fail("peft.init_from = {}: an adapter needs a PEFT method (peft.method is full)",
-             config_.peft().init_from());
-      load_adapter(config_.peft().init_from());
+    // World rank 0 builds the full-shape starting point; every rank keeps its shard of it.
+    const TensorParallelRank tp_rank{layout.tp_rank, layout.tp};
+    ParameterStoreOptions local_options;
+    local_options.moments = !zero1;
+    local_options.trainable_multiple = zero1 ? layout.dp : 1;
+    params_ = std::make_unique<ParameterStore>(
+        local_param_specs(full_specs, model_config_, peft_, tp_rank), dtype, ctx_.device,
+        local_options);
+    for (const ParamSpec& spec : full_specs)
+      shard_rules_.push_back(shard_rule(spec, model_config_, peft_, tp_rank));
+    if (layout.rank == 0) {
+      ParameterStoreOptions staging;
+      staging.gradients = false;
+      staging.moments = !resume_path.empty();
+      full_start = std::make_unique<ParameterStore>(full_specs, dtype, Device::cpu, staging);
+      start = load_starting_point(request, *full_start);
     }
+    broadcast_starting_point(start, groups_->world(), 0);
+    local_model_config_ = local_model_config(model_config_, tp_rank);
+    local_peft_ = local_peft_spec(peft_, model_config_, tp_rank);
+    if (layout.tp > 1 && model_config_.num_kv_heads < layout.tp)
+      kv_group_ = groups_->tp().split(kv_group(model_config_, tp_rank), layout.tp_rank);
   }
-  state_.seed = seed;
-  state_.train_sequences = train_loader_->size();
+  state_ = start.state;
+  base_ = start.base;
+  log_ << start.messages;
+  if (!resume_path.empty()) train_loader_->set_cursor(state_.cursor);
 
   AdamWConfig adamw;
   adamw.beta1 = config_.optim().beta1();
@@ -255,7 +221,20 @@ Trainer::Trainer(TrainerOptions options)
   adamw.eps = config_.optim().eps();
   adamw.weight_decay = config_.optim().weight_decay();
   adamw.grad_clip = config_.optim().grad_clip();
-  optimizer_ = std::make_unique<AdamW>(*params_, adamw);
+  DataParallelOptions dp_options;
+  dp_options.zero1 = zero1;
+  dp_options.bucket_bytes = static_cast<int64_t>(config_.parallel().bucket_mb()) << 20;
+  optimizer_ = std::make_unique<DataParallelOptimizer>(*params_, shard_rules_, *groups_,
+                                                       kv_group_.get(), adamw, dp_options);
+  if (layout.world_size > 1) {
+    Buffer scratch;
+    const bool resumed = !resume_path.empty();
+    FlatMoments moments = optimizer_->moments_to_load(scratch);
+    scatter_parameters(full_start.get(), *params_, resumed ? &moments : nullptr, *groups_,
+                       model_config_, peft_);
+    if (resumed) optimizer_->load_moments(moments);
+    full_start.reset();
+  }
   schedule_.peak_lr = config_.optim().lr();
   schedule_.min_lr_ratio = config_.optim().min_lr_ratio();
   schedule_.kind = config_.optim().schedule();
@@ -266,9 +245,15 @@ Trainer::Trainer(TrainerOptions options)
   if (config_.checkpoint().save_every() > 0 || config_.checkpoint().save_final())
     check_writable(checkpoint_dir_, "checkpoint folder");
 
-  model_ = std::make_unique<Transformer>(model_config_, *params_, peft_,
+  ModelSharding sharding;
+  if (layout.tp > 1) {
+    sharding.tp = &groups_->tp();
+    sharding.vocab_begin = vocab_range(model_config_.vocab_size, {layout.tp_rank, layout.tp}).first;
+    sharding.vocab_size = model_config_.vocab_size;
+  }
+  model_ = std::make_unique<Transformer>(local_model_config_, *params_, local_peft_,
                                          config_.train().micro_batch_size(),
-                                         peft_.model_seq_len(seq_len));
+                                         peft_.model_seq_len(seq_len), sharding);
   memory_ = plan_model_memory(*model_, ctx_);
   micro_batches_.resize(config_.train().grad_accum_steps());
 }
@@ -287,12 +272,19 @@ void Trainer::print_startup_report() const {
                       100.0 * static_cast<double>(trainable) / static_cast<double>(total),
                       config_.dtype(), device_name(ctx_.device), ctx_.num_threads);
   log_ << "ft: BLAS: " << blas_description() << "\n";
+  const ParallelLayout& layout = groups_->layout();
+  if (layout.world_size > 1)
+    log_ << fmt::format(
+        "ft: layout: {} ranks = tensor parallel {} x data parallel {} ({} communicator{}); "
+        "parameters and memory below are per rank\n",
+        layout.world_size, layout.tp, layout.dp, groups_->world().kind(),
+        optimizer_->zero1() ? ", ZeRO-1 optimizer state" : "");
   log_ << fmt::format(
       "ft: memory: weights {} (trainable {}, frozen {}), gradients {}, optimizer state {}, "
       "activations {}, workspace {}\n",
       format_bytes(params_->weight_bytes()), format_bytes(params_->trainable_values().bytes()),
       format_bytes(params_->frozen_values().bytes()), format_bytes(params_->gradient_bytes()),
-      format_bytes(params_->optimizer_bytes()), format_bytes(memory_.activations.capacity()),
+      format_bytes(optimizer_->state_bytes()), format_bytes(memory_.activations.capacity()),
       format_bytes(memory_.workspace.bytes()));
   const config::DataConfig& data_config = config_.data();
   const std::string tokenizer =
@@ -314,24 +306,8 @@ void Trainer::print_startup_report() const {
       total_steps_, micro * accum, micro, accum, data_config.seq_len(), train_loader_->size(),
       data_config.packing() ? fmt::format(" packed into {} rows", rows_per_epoch) : "");
   const double epochs = static_cast<double>(total_steps_) * static_cast<double>(micro * accum) *
-                        comm_->size() / static_cast<double>(rows_per_epoch);
+                        layout.dp / static_cast<double>(rows_per_epoch);
   log_ << "ft: tokens: " << data::format_token_plan(train_report_, epochs) << "\n";
-}
-
-void Trainer::load_adapter(const std::string& path) {
-  if (std::filesystem::is_directory(path)) {
-    import_peft_adapter(path, peft_, model_config_, *params_, base_.fingerprint);
-  } else {
-    if (!std::filesystem::exists(path)) fail("peft.init_from = {}: no such file or folder", path);
-    if (!is_adapter_checkpoint(path))
-      fail(
-          "peft.init_from = {}: not an adapter checkpoint (a full checkpoint is a base: use "
-          "model.init_from)",
-          path);
-    check_same_adapter(saved_peft_spec(path, model_config_), peft_, "peft.init_from = " + path);
-    load_training_checkpoint(path, *params_, /*with_optimizer=*/false, &base_);
-  }
-  log_ << "ft: adapter initialized from " << path << "\n";
 }
 
 EvalMetrics Trainer::evaluate(int64_t step, bool full) {
@@ -349,7 +325,10 @@ EvalMetrics Trainer::evaluate(int64_t step, bool full) {
   std::sort(order.begin(), order.end());
   double loss_sum = 0.0;
   double counts[2] = {0.0, 0.0};  // correct, tokens
-  for (int64_t first = 0; first < rows; first += micro) {
+  // Data-parallel ranks take every dp-th micro-batch; tensor-parallel ranks of one replica share.
+  const ParallelLayout& layout = groups_->layout();
+  for (int64_t first = static_cast<int64_t>(layout.dp_rank) * micro; first < rows;
+       first += static_cast<int64_t>(layout.dp) * micro) {
     valid_loader_->eval_batch(order, first, micro, eval_batch_);
     lay_out_batch(peft_, eval_batch_, &layout_scratch_);
     ForwardResult forward = model_->forward(ctx_, model_inputs(eval_batch_));
@@ -358,30 +337,53 @@ EvalMetrics Trainer::evaluate(int64_t step, bool full) {
     counts[1] += static_cast<double>(eval_batch_.target_tokens);
   }
   double reduced[3] = {loss_sum, counts[0], counts[1]};
-  comm_->all_reduce_sum(reduced);
+  groups_->dp().all_reduce_sum(reduced);
   result.tokens = static_cast<int64_t>(reduced[2]);
   result.loss = reduced[2] > 0 ? reduced[0] / reduced[2] : 0.0;
   result.accuracy = reduced[2] > 0 ? reduced[1] / reduced[2] : 0.0;
   return result;
 }
 
+std::unique_ptr<ParameterStore> Trainer::gather_full_parameters(bool frozen, bool moments) {
+  ParameterStoreOptions staging;
+  staging.gradients = false;
+  staging.moments = moments;
+  std::unique_ptr<ParameterStore> full;
+  if (groups_->layout().rank == 0)
+    full = std::make_unique<ParameterStore>(run_param_specs(model_config_, peft_), params_->dtype(),
+                                            Device::cpu, staging);
+  Buffer scratch;
+  FlatMoments flat_moments;
+  if (moments) flat_moments = optimizer_->moments_for_checkpoint(scratch);
+  gather_parameters(*params_, moments ? &flat_moments : nullptr, full.get(), frozen, *groups_,
+                    model_config_, peft_);
+  return full;
+}
+
 void Trainer::save_checkpoint(int64_t step, int64_t trained_tokens) {
   state_.step = step;
   state_.cursor = train_loader_->cursor();
   state_.trained_tokens = trained_tokens;
-  if (comm_->rank() == 0) {
+  // Unsharded on disk: one file, written by world rank 0 from every rank's shards.
+  std::unique_ptr<ParameterStore> gathered;
+  if (groups_->layout().world_size > 1)
+    gathered = gather_full_parameters(/*frozen=*/!peft_.is_peft(), /*moments=*/true);
+  if (groups_->layout().rank == 0) {
     std::string path = checkpoint::step_checkpoint_path(checkpoint_dir_, step);
-    save_training_checkpoint(path, *params_, state_, config_, model_config_.summary(),
-                             peft_.is_peft() ? &base_ : nullptr);
+    save_training_checkpoint(path, gathered ? *gathered : *params_, state_, config_,
+                             model_config_.summary(), peft_.is_peft() ? &base_ : nullptr);
     checkpoint::remove_old_checkpoints(checkpoint_dir_, config_.checkpoint().keep_last());
   }
-  comm_->barrier();
+  groups_->world().barrier();
 }
 
 TrainSummary Trainer::run() {
   using Clock = std::chrono::steady_clock;
   print_startup_report();
-  MetricsLog metrics(output_dir_, /*resume_step=*/state_.step);
+  const ParallelLayout& layout = groups_->layout();
+  const bool writer = layout.rank == 0;  // only world rank 0 writes files and prints
+  std::optional<MetricsLog> metrics;
+  if (writer) metrics.emplace(output_dir_, /*resume_step=*/state_.step);
   TrainSummary summary;
   summary.steps = state_.step;
   int64_t trained_tokens = state_.trained_tokens;
@@ -399,8 +401,8 @@ TrainSummary Trainer::run() {
   const int save_every = config_.checkpoint().save_every();
   if (valid_loader_ && state_.step == 0 && config_.train().eval_at_start()) {
     summary.initial_eval = evaluate(0);
-    if (comm_->rank() == 0) {
-      metrics.log_eval(*summary.initial_eval);
+    if (writer) {
+      metrics->log_eval(*summary.initial_eval);
       log_ << fmt::format("ft: before training: valid loss {:.4f} (accuracy {:.3f})\n",
                           summary.initial_eval->loss, summary.initial_eval->accuracy);
     }
@@ -410,15 +412,26 @@ TrainSummary Trainer::run() {
 
   for (int64_t step = state_.step + 1; step <= total_steps_; ++step) {
     const auto step_start = Clock::now();
+    const double comm_before = groups_->world().stats().seconds + groups_->tp().stats().seconds +
+                               groups_->dp().stats().seconds +
+                               (kv_group_ ? kv_group_->stats().seconds : 0.0);
     const int64_t epoch = train_loader_->cursor().epoch;
-    // Fetch the whole global batch first: the loss is normalized by its target-token count.
+    // Fetch the whole global batch first: the loss is normalized by its target-token count. The
+    // global batch is dp x accum micro-batches in the order one rank would take them; data-
+    // parallel rank r trains micro-batches [r * accum, (r + 1) * accum).
     double counts[1] = {0.0};
-    for (data::Batch& batch : micro_batches_) {
+    const int64_t accum = static_cast<int64_t>(micro_batches_.size());
+    for (int64_t global = 0; global < accum * layout.dp; ++global) {
+      if (global / accum != layout.dp_rank) {
+        train_loader_->next(micro, skipped_batch_);
+        continue;
+      }
+      data::Batch& batch = micro_batches_[global % accum];
       train_loader_->next(micro, batch);
       lay_out_batch(peft_, batch, &layout_scratch_);
       counts[0] += static_cast<double>(batch.target_tokens);
     }
-    comm_->all_reduce_sum(counts);
+    groups_->dp().all_reduce_sum(counts);
     const double step_targets = counts[0];
     const double dloss = step_targets > 0 ? 1.0 / step_targets : 0.0;
 
@@ -428,18 +441,20 @@ TrainSummary Trainer::run() {
     for (size_t index = 0; index < micro_batches_.size(); ++index) {
       data::Batch& batch = micro_batches_[index];
       ModelInputs inputs = model_inputs(batch);
+      const uint64_t global_index = static_cast<uint64_t>(layout.dp_rank * accum) + index;
       if (peft_.lora_dropout > 0)
         inputs.dropout_seed =  // a fresh mask per (step, micro-batch); never 0 (= no dropout)
             (Random(seed_, static_cast<uint64_t>(step)).next_u64() ^
-             (index * 0x9e3779b97f4a7c15ull)) |
+             (global_index * 0x9e3779b97f4a7c15ull)) |
             1;
       ForwardResult forward = model_->forward(ctx_, inputs);
+      fault_injection_.at_step(step, layout.rank);
       model_->backward(ctx_, inputs, dloss);
       sums[0] += forward.loss_sum;
       sums[1] += static_cast<double>(forward.correct);
     }
-    comm_->all_reduce_sum(params_->trainable_grads());
-    comm_->all_reduce_sum(sums);
+    optimizer_->reduce_gradients(ctx_);
+    groups_->dp().all_reduce_sum(sums);  // tensor-parallel ranks of a replica agree already
     const double grad_norm = optimizer_->clip_gradients(ctx_);
     if (!std::isfinite(grad_norm) || !std::isfinite(sums[0]))
       fail(
@@ -470,7 +485,7 @@ TrainSummary Trainer::run() {
     }
     m.step_seconds = std::chrono::duration<double>(step_end - step_start).count();
     const double input_tokens =
-        static_cast<double>(micro) * seq_len * micro_batches_.size() * comm_->size();
+        static_cast<double>(micro) * seq_len * micro_batches_.size() * layout.dp;
     m.tokens_per_second = input_tokens / m.step_seconds;
     m.gflops_per_second = input_tokens * flops_per_token / m.step_seconds * 1e-9;
     m.elapsed_seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -479,20 +494,34 @@ TrainSummary Trainer::run() {
     summary.step_losses.push_back(m.loss);
     summary.steps = step;
 
-    if (comm_->rank() == 0) {
-      metrics.log_step(m, eval);
-      if (eval) metrics.log_eval(*eval);
-      if (step % config_.train().log_every() == 0 || step == total_steps_ || step == 1) {
-        log_ << format_progress(m);
-        if (eval)
-          log_ << fmt::format(" | valid loss {:.4f} acc {:.3f}", eval->loss, eval->accuracy);
-        log_ << std::endl;
-      }
+    m.comm_seconds = groups_->world().stats().seconds + groups_->tp().stats().seconds +
+                     groups_->dp().stats().seconds +
+                     (kv_group_ ? kv_group_->stats().seconds : 0.0) - comm_before;
+    if (writer) {
+      metrics->log_step(m, eval);
+      if (eval) metrics->log_eval(*eval);
+    }
+    if (step % config_.train().log_every() == 0 || step == total_steps_ || step == 1) {
+      log_ << format_progress(m);
+      if (eval) log_ << fmt::format(" | valid loss {:.4f} acc {:.3f}", eval->loss, eval->accuracy);
+      log_ << std::endl;
     }
     const bool last = step == total_steps_;
+    bool saved = false;
     if ((save_every > 0 && step % save_every == 0) || (last && config_.checkpoint().save_final())) {
       save_checkpoint(step, trained_tokens);
       summary.last_checkpoint = checkpoint::step_checkpoint_path(checkpoint_dir_, step);
+      saved = true;
+    }
+    // SIGTERM / SIGUSR1 (Slurm's warning before the time limit) on any rank: every rank stops
+    // after the same step, with a checkpoint to --resume from.
+    if (!last && any_rank_stop_requested(groups_->world())) {
+      if (!saved) save_checkpoint(step, trained_tokens);
+      summary.last_checkpoint = checkpoint::step_checkpoint_path(checkpoint_dir_, step);
+      summary.stopped_early = true;
+      log_ << "ft: stop requested by a signal: saved step " << step
+           << "; continue with ft_train --resume" << std::endl;
+      break;
     }
   }
   summary.trained_tokens = trained_tokens;
@@ -504,14 +533,17 @@ TrainSummary Trainer::run() {
     summary.full_eval = config_.train().eval_batches() == 0 || sampled_rows >= valid_loader_->size()
                             ? *summary.final_eval
                             : evaluate(summary.steps, /*full=*/true);
-    if (comm_->rank() == 0) {
-      metrics.log_full_eval(*summary.full_eval);
-      log_ << fmt::format("ft: full validation set: loss {:.4f} (accuracy {:.3f}, {} tokens)\n",
-                          summary.full_eval->loss, summary.full_eval->accuracy,
-                          format_count(summary.full_eval->tokens));
-    }
+    if (writer) metrics->log_full_eval(*summary.full_eval);
+    log_ << fmt::format("ft: full validation set: loss {:.4f} (accuracy {:.3f}, {} tokens)\n",
+                        summary.full_eval->loss, summary.full_eval->accuracy,
+                        format_count(summary.full_eval->tokens));
   }
-  if (peft_.is_peft() && config_.peft().export_peft() && comm_->rank() == 0) {
+  std::unique_ptr<ParameterStore> gathered;
+  const bool export_peft =
+      peft_.is_peft() && config_.peft().export_peft() && !summary.stopped_early;
+  if (export_peft && layout.world_size > 1)
+    gathered = gather_full_parameters(/*frozen=*/true, /*moments=*/false);
+  if (export_peft && writer) {
     PeftExportInfo info;
     // A Hugging Face model folder when the base came from one; otherwise none (PEFT writes null),
     // since an ft checkpoint or preset is nothing transformers could load.
@@ -521,8 +553,10 @@ TrainSummary Trainer::run() {
     else if (init_from.extension() == ".safetensors" || init_from.extension() == ".json")
       info.base_model_name_or_path = init_from.parent_path().string();
     info.base_fingerprint = base_.fingerprint;
-    export_peft_adapter(output_dir_ + "/adapter", peft_, model_config_, *params_, info, ctx_);
-    summary.peft_adapter_dir = output_dir_ + "/adapter";
+    OpContext host;
+    host.num_threads = ctx_.num_threads;
+    export_peft_adapter(output_dir_ + "/adapter", peft_, model_config_,
+                        gathered ? *gathered : *params_, info, gathered ? host : ctx_);
   }
   summary.wall_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   log_ << fmt::format("ft: done: {} steps, {} trained tokens, final train loss {:.4f}",
@@ -534,6 +568,7 @@ TrainSummary Trainer::run() {
   log_ << ", wall time " << format_duration(summary.wall_seconds) << "\n";
   if (!summary.last_checkpoint.empty())
     log_ << "ft: checkpoint " << summary.last_checkpoint << "\n";
+  if (export_peft) summary.peft_adapter_dir = output_dir_ + "/adapter";
   if (!summary.peft_adapter_dir.empty())
     log_ << "ft: PEFT adapter (Hugging Face format) " << summary.peft_adapter_dir << "\n";
   return summary;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <fstream>
 #include <iosfwd>
 #include <memory>
 #include <optional>
@@ -13,11 +14,15 @@
 #include "kernels/context.h"
 #include "models/transformer.h"
 #include "parallel/communicator.h"
+#include "parallel/data_parallel.h"
+#include "parallel/process_groups.h"
+#include "parallel/tensor_parallel.h"
 #include "runtime/config/ft_config.pb.h"
 #include "runtime/data/batch_loader.h"
 #include "runtime/data/dataset.h"
 #include "runtime/data/tokenizer.h"
 #include "runtime/parameters.h"
+#include "runtime/train/fault_injection.h"
 #include "runtime/train/input_layout.h"
 #include "runtime/train/lr_schedule.h"
 #include "runtime/train/metrics.h"
@@ -30,6 +35,8 @@ struct TrainerOptions {
   config::RunConfig config;
   std::string resume;  // "": fresh run; "latest": newest checkpoint in output_dir; else a path
   std::ostream* log = nullptr;  // progress and reports (nullptr: std::cout)
+  // The ranks of the job (parallel/launch.h's MpiRuntime::world()); nullptr: one process.
+  std::shared_ptr<Communicator> world;
 };
 
 struct TrainSummary {
@@ -42,6 +49,7 @@ struct TrainSummary {
   double wall_seconds = 0.0;
   std::string last_checkpoint;
   std::string peft_adapter_dir;  // PEFT runs: the exported Hugging Face PEFT folder
+  bool stopped_early = false;    // a stop signal ended the run after a checkpoint
 };
 
 class Trainer {
@@ -61,17 +69,25 @@ class Trainer {
   // whole validation set when `full` or eval_batches is 0.
   EvalMetrics evaluate(int64_t step, bool full = false);
   void save_checkpoint(int64_t step, int64_t trained_tokens);
-  // peft.init_from: an ft adapter checkpoint or a Hugging Face PEFT folder.
-  void load_adapter(const std::string& path);
+  // Every rank's shards assembled into full-shape parameters on world rank 0 (nullptr elsewhere).
+  // Collective.
+  std::unique_ptr<ParameterStore> gather_full_parameters(bool frozen, bool moments);
 
   TrainerOptions options_;
   const config::RunConfig& config_;
+  std::ofstream null_log_;  // never opened: the log of every rank but world rank 0
   std::ostream& log_;
   OpContext ctx_;
   OpCounters counters_;
   ModelConfig model_config_;
   PeftSpec peft_;
-  BaseIdentity base_;  // PEFT runs: the frozen base the adapter belongs to
+  // This rank's view under tensor parallelism (equal to the above without it).
+  ModelConfig local_model_config_;
+  PeftSpec local_peft_;
+  std::unique_ptr<ProcessGroups> groups_;
+  std::unique_ptr<Communicator> kv_group_;  // ranks sharing replicated KV heads (tp > kv heads)
+  std::vector<ShardRule> shard_rules_;      // per parameter of params_
+  BaseIdentity base_;                       // PEFT runs: the frozen base the adapter belongs to
   uint64_t seed_ = 0;
   std::unique_ptr<data::Tokenizer> tokenizer_;
   std::vector<data::Sequence> train_sequences_, valid_sequences_;
@@ -79,14 +95,15 @@ class Trainer {
   std::unique_ptr<data::BatchLoader> train_loader_, valid_loader_;
   std::unique_ptr<ParameterStore> params_;
   std::unique_ptr<Transformer> model_;
-  std::unique_ptr<AdamW> optimizer_;
-  std::unique_ptr<Communicator> comm_;
+  std::unique_ptr<DataParallelOptimizer> optimizer_;
   ModelMemory memory_;
   LrSchedule schedule_;
   TrainState state_;
   int64_t total_steps_ = 0;
   std::string output_dir_, checkpoint_dir_;
   std::vector<data::Batch> micro_batches_;
+  data::Batch skipped_batch_;  // other data-parallel ranks' micro-batches, read past
+  FaultInjection fault_injection_;
   data::Batch eval_batch_;
   LayoutScratch layout_scratch_;
 };

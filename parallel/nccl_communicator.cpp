@@ -1,0 +1,362 @@
+#include "parallel/nccl_communicator.h"
+
+#include "runtime/error.h"
+
+#ifdef FT_WITH_CUDA
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <cstring>
+
+#include "parallel/collective_timer.h"
+
+namespace ft {
+
+struct NcclCommunicator::State {
+  ncclComm_t comm = nullptr;
+  int device = 0;
+  cudaStream_t own_stream = nullptr;
+  cudaStream_t stream = nullptr;  // own_stream, or the one set_stream() gave
+  void* scratch = nullptr;
+  size_t scratch_bytes = 0;
+  bool broken = false;  // an NCCL call failed: abort instead of destroy
+
+  State() = default;
+  State(const State&) = delete;
+  State& operator=(const State&) = delete;
+  // Here rather than in ~NcclCommunicator, so that a constructor that throws half-way releases
+  // what it had created.
+  ~State() {
+    cudaSetDevice(device);
+    if (comm != nullptr) {
+      if (broken)
+        ncclCommAbort(comm);
+      else
+        ncclCommDestroy(comm);
+    }
+    if (scratch != nullptr) cudaFree(scratch);
+    if (own_stream != nullptr) cudaStreamDestroy(own_stream);
+  }
+
+  // Throws, naming the call and NCCL's reason; marks the communicator broken.
+  void check(ncclResult_t result, const char* call) {
+    if (result == ncclSuccess) return;
+    broken = true;
+    const char* detail = comm != nullptr ? ncclGetLastError(comm) : nullptr;
+    fail("{} failed: {}{}{}", call, ncclGetErrorString(result),
+         detail != nullptr && *detail != '\0' ? ": " : "", detail != nullptr ? detail : "");
+  }
+  void check(cudaError_t error, const char* call) {
+    if (error == cudaSuccess) return;
+    broken = true;
+    fail("{} failed: {} ({})", call, cudaGetErrorString(error), cudaGetErrorName(error));
+  }
+  void use_device() { check(cudaSetDevice(device), "cudaSetDevice"); }
+  void create_stream() {
+    // A blocking stream: it waits for the work queued on the legacy default stream.
+    check(cudaStreamCreate(&own_stream), "cudaStreamCreate");
+    stream = own_stream;
+  }
+};
+
+namespace {
+
+ncclDataType_t nccl_type(DType dtype) {
+  switch (dtype) {
+    case DType::f32:
+      return ncclFloat32;
+    case DType::f64:
+      return ncclFloat64;
+    case DType::bf16:
+      return ncclBfloat16;
+    case DType::i32:
+      return ncclInt32;
+  }
+  fail("NCCL communicator: unknown dtype {}", static_cast<int>(dtype));
+}
+
+ncclRedOp_t nccl_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::sum:
+      return ncclSum;
+    case ReduceOp::average:
+      return ncclAvg;
+    case ReduceOp::max:
+      return ncclMax;
+  }
+  fail("NCCL communicator: unknown reduce op {}", static_cast<int>(op));
+}
+
+void require_device(const Tensor& tensor, const char* what, const char* role) {
+  FT_CHECK(tensor.device == Device::cuda,
+           "{}: the {} {} is on {}; the NCCL communicator takes device buffers", what, role,
+           tensor.describe(), device_name(tensor.device));
+}
+
+char* byte_pointer(const Tensor& tensor, int64_t element_offset = 0) {
+  return static_cast<char*>(tensor.data) + element_offset * dtype_size(tensor.dtype);
+}
+
+bool overlaps(const Tensor& a, const Tensor& b) {
+  const char* a_begin = static_cast<const char*>(a.data);
+  const char* b_begin = static_cast<const char*>(b.data);
+  return a.bytes() > 0 && b.bytes() > 0 && a_begin < b_begin + b.bytes() &&
+         b_begin < a_begin + a.bytes();
+}
+
+}  // namespace
+
+NcclCommunicator::NcclCommunicator(std::unique_ptr<State> state) : state_(std::move(state)) {
+  state_->check(ncclCommUserRank(state_->comm, &rank_), "ncclCommUserRank");
+  state_->check(ncclCommCount(state_->comm, &size_), "ncclCommCount");
+}
+
+NcclCommunicator::NcclCommunicator(Communicator& host, int device)
+    : state_(std::make_unique<State>()) {
+  FT_CHECK(device >= 0, "NcclCommunicator: device {} must be >= 0", device);
+  state_->device = device;
+  state_->use_device();
+  ncclUniqueId id;
+  std::memset(&id, 0, sizeof(id));
+  if (host.rank() == 0) state_->check(ncclGetUniqueId(&id), "ncclGetUniqueId");
+  std::string bytes(reinterpret_cast<const char*>(&id), sizeof(id));
+  host.broadcast(bytes, 0);
+  FT_CHECK(bytes.size() == sizeof(id), "NcclCommunicator: the unique id broadcast carried {} bytes",
+           bytes.size());
+  std::memcpy(&id, bytes.data(), sizeof(id));
+  state_->check(ncclCommInitRank(&state_->comm, host.size(), id, host.rank()), "ncclCommInitRank");
+  state_->create_stream();
+  state_->check(ncclCommUserRank(state_->comm, &rank_), "ncclCommUserRank");
+  state_->check(ncclCommCount(state_->comm, &size_), "ncclCommCount");
+}
+
+NcclCommunicator::NcclCommunicator(int device) : state_(std::make_unique<State>()) {
+  FT_CHECK(device >= 0, "NcclCommunicator: device {} must be >= 0", device);
+  state_->device = device;
+  state_->use_device();
+  state_->check(ncclCommInitAll(&state_->comm, 1, &device), "ncclCommInitAll");
+  state_->create_stream();
+}
+
+NcclCommunicator::~NcclCommunicator() = default;
+
+int NcclCommunicator::device() const {
+  return state_->device;
+}
+
+void NcclCommunicator::set_stream(void* stream) {
+  state_->stream = stream != nullptr ? static_cast<cudaStream_t>(stream) : state_->own_stream;
+}
+
+void* NcclCommunicator::scratch(size_t bytes) {
+  if (bytes > state_->scratch_bytes) {
+    if (state_->scratch != nullptr) {
+      state_->check(cudaStreamSynchronize(state_->stream), "cudaStreamSynchronize");
+      state_->check(cudaFree(state_->scratch), "cudaFree");
+      state_->scratch = nullptr;
+      state_->scratch_bytes = 0;
+    }
+    state_->check(cudaMalloc(&state_->scratch, bytes), "cudaMalloc (NCCL scratch)");
+    state_->scratch_bytes = bytes;
+  }
+  return state_->scratch;
+}
+
+void NcclCommunicator::finish(const char* what) {
+  state_->check(cudaStreamSynchronize(state_->stream), what);
+  ncclResult_t async = ncclSuccess;
+  state_->check(ncclCommGetAsyncError(state_->comm, &async), "ncclCommGetAsyncError");
+  state_->check(async, what);
+}
+
+void NcclCommunicator::all_reduce(Tensor tensor, ReduceOp op) {
+  CollectiveTimer timer(stats_, tensor.bytes());
+  require_device(tensor, "all_reduce", "tensor");
+  state_->use_device();
+  state_->check(ncclAllReduce(tensor.data, tensor.data, static_cast<size_t>(tensor.numel()),
+                              nccl_type(tensor.dtype), nccl_op(op), state_->comm, state_->stream),
+                "ncclAllReduce");
+  finish("ncclAllReduce");
+}
+
+void NcclCommunicator::all_reduce(std::span<double> values, ReduceOp op) {
+  CollectiveTimer timer(stats_, values.size_bytes());
+  if (values.empty()) return;
+  state_->use_device();
+  void* device_values = scratch(values.size_bytes());
+  state_->check(cudaMemcpyAsync(device_values, values.data(), values.size_bytes(),
+                                cudaMemcpyHostToDevice, state_->stream),
+                "cudaMemcpyAsync (host values to device)");
+  state_->check(ncclAllReduce(device_values, device_values, values.size(), ncclFloat64, nccl_op(op),
+                              state_->comm, state_->stream),
+                "ncclAllReduce (host values)");
+  state_->check(cudaMemcpyAsync(values.data(), device_values, values.size_bytes(),
+                                cudaMemcpyDeviceToHost, state_->stream),
+                "cudaMemcpyAsync (host values from device)");
+  finish("ncclAllReduce (host values)");
+}
+
+void NcclCommunicator::reduce_scatter(Tensor output, Tensor input, ReduceOp op) {
+  CollectiveTimer timer(stats_, input.bytes());
+  require_device(output, "reduce_scatter", "output");
+  require_device(input, "reduce_scatter", "input");
+  FT_CHECK(output.dtype == input.dtype, "reduce_scatter: output {} and input {} differ in dtype",
+           output.describe(), input.describe());
+  const int64_t n = output.numel();
+  FT_CHECK(input.numel() == n * size_,
+           "reduce_scatter: the input {} must hold size() x output = {} x {} = {} elements",
+           input.describe(), size_, n, n * size_);
+  // NCCL's in-place form: the output is this rank's chunk of the input.
+  const bool in_place = output.data == byte_pointer(input, rank_ * n);
+  FT_CHECK(in_place || !overlaps(output, input),
+           "reduce_scatter: output {} overlaps input {} other than as chunk {} of it",
+           output.describe(), input.describe(), rank_);
+  state_->use_device();
+  state_->check(
+      ncclReduceScatter(input.data, output.data, static_cast<size_t>(n), nccl_type(input.dtype),
+                        nccl_op(op), state_->comm, state_->stream),
+      "ncclReduceScatter");
+  finish("ncclReduceScatter");
+}
+
+void NcclCommunicator::all_gather(Tensor output, Tensor input) {
+  CollectiveTimer timer(stats_, input.bytes());
+  require_device(output, "all_gather", "output");
+  require_device(input, "all_gather", "input");
+  FT_CHECK(output.dtype == input.dtype, "all_gather: output {} and input {} differ in dtype",
+           output.describe(), input.describe());
+  const int64_t n = input.numel();
+  FT_CHECK(output.numel() == n * size_,
+           "all_gather: the output {} must hold size() x input = {} x {} = {} elements",
+           output.describe(), size_, n, n * size_);
+  const bool in_place = input.data == byte_pointer(output, rank_ * n);
+  FT_CHECK(in_place || !overlaps(output, input),
+           "all_gather: input {} overlaps output {} other than as chunk {} of it", input.describe(),
+           output.describe(), rank_);
+  state_->use_device();
+  state_->check(ncclAllGather(input.data, output.data, static_cast<size_t>(n),
+                              nccl_type(input.dtype), state_->comm, state_->stream),
+                "ncclAllGather");
+  finish("ncclAllGather");
+}
+
+void NcclCommunicator::broadcast(Tensor tensor, int root) {
+  CollectiveTimer timer(stats_, tensor.bytes());
+  require_device(tensor, "broadcast", "tensor");
+  FT_CHECK(root >= 0 && root < size_, "broadcast: root {} is not a rank of a communicator of {}",
+           root, size_);
+  state_->use_device();
+  state_->check(ncclBroadcast(tensor.data, tensor.data, static_cast<size_t>(tensor.numel()),
+                              nccl_type(tensor.dtype), root, state_->comm, state_->stream),
+                "ncclBroadcast");
+  finish("ncclBroadcast");
+}
+
+void NcclCommunicator::broadcast(std::string& text, int root) {
+  CollectiveTimer timer(stats_, text.size());
+  FT_CHECK(root >= 0 && root < size_,
+           "broadcast (text): root {} is not a rank of a communicator of {}", root, size_);
+  state_->use_device();
+  // The length first, then the bytes, both through device scratch memory.
+  int64_t length = static_cast<int64_t>(text.size());
+  void* device_length = scratch(sizeof(length));
+  state_->check(cudaMemcpyAsync(device_length, &length, sizeof(length), cudaMemcpyHostToDevice,
+                                state_->stream),
+                "cudaMemcpyAsync (text length)");
+  state_->check(
+      ncclBroadcast(device_length, device_length, 1, ncclInt64, root, state_->comm, state_->stream),
+      "ncclBroadcast (text length)");
+  state_->check(cudaMemcpyAsync(&length, device_length, sizeof(length), cudaMemcpyDeviceToHost,
+                                state_->stream),
+                "cudaMemcpyAsync (text length)");
+  finish("ncclBroadcast (text length)");
+  if (length == 0) {
+    text.clear();
+    return;
+  }
+  void* device_text = scratch(static_cast<size_t>(length));
+  if (rank_ == root)
+    state_->check(cudaMemcpyAsync(device_text, text.data(), text.size(), cudaMemcpyHostToDevice,
+                                  state_->stream),
+                  "cudaMemcpyAsync (text)");
+  state_->check(ncclBroadcast(device_text, device_text, static_cast<size_t>(length), ncclUint8,
+                              root, state_->comm, state_->stream),
+                "ncclBroadcast (text)");
+  text.assign(static_cast<size_t>(length), '\0');
+  state_->check(cudaMemcpyAsync(text.data(), device_text, text.size(), cudaMemcpyDeviceToHost,
+                                state_->stream),
+                "cudaMemcpyAsync (text)");
+  finish("ncclBroadcast (text)");
+}
+
+void NcclCommunicator::send(Tensor tensor, int peer) {
+  CollectiveTimer timer(stats_, tensor.bytes());
+  require_device(tensor, "send", "tensor");
+  FT_CHECK(peer >= 0 && peer < size_ && peer != rank_,
+           "send: peer {} must be another rank of a communicator of {} (this is rank {})", peer,
+           size_, rank_);
+  state_->use_device();
+  state_->check(ncclSend(tensor.data, static_cast<size_t>(tensor.numel()), nccl_type(tensor.dtype),
+                         peer, state_->comm, state_->stream),
+                "ncclSend");
+  finish("ncclSend");
+}
+
+void NcclCommunicator::recv(Tensor tensor, int peer) {
+  CollectiveTimer timer(stats_, tensor.bytes());
+  require_device(tensor, "recv", "tensor");
+  FT_CHECK(peer >= 0 && peer < size_ && peer != rank_,
+           "recv: peer {} must be another rank of a communicator of {} (this is rank {})", peer,
+           size_, rank_);
+  state_->use_device();
+  state_->check(ncclRecv(tensor.data, static_cast<size_t>(tensor.numel()), nccl_type(tensor.dtype),
+                         peer, state_->comm, state_->stream),
+                "ncclRecv");
+  finish("ncclRecv");
+}
+
+void NcclCommunicator::barrier() {
+  CollectiveTimer timer(stats_, 0);
+  // NCCL has no barrier: a one-element all-reduce that every rank must join.
+  state_->use_device();
+  void* flag = scratch(sizeof(float));
+  state_->check(ncclAllReduce(flag, flag, 1, ncclFloat32, ncclSum, state_->comm, state_->stream),
+                "ncclAllReduce (barrier)");
+  finish("ncclAllReduce (barrier)");
+}
+
+std::unique_ptr<Communicator> NcclCommunicator::split(int color, int key) {
+  FT_CHECK(color >= 0, "split: color must be >= 0, got {} (every rank joins some group)", color);
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 18, 0)
+  state_->use_device();
+  auto child = std::make_unique<State>();
+  child->device = state_->device;
+  state_->check(ncclCommSplit(state_->comm, color, key, &child->comm, nullptr), "ncclCommSplit");
+  child->create_stream();
+  return std::unique_ptr<Communicator>(new NcclCommunicator(std::move(child)));
+#else
+  fail("split: ncclCommSplit needs NCCL >= 2.18; this build has NCCL {}", NCCL_VERSION_CODE);
+#endif
+}
+
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& host_world, int device) {
+  return std::make_unique<NcclCommunicator>(host_world, device);
+}
+
+}  // namespace ft
+
+#else  // no CUDA
+
+namespace ft {
+
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& host_world, int device) {
+  fail(
+      "the NCCL communicator (device {}, {} ranks) needs a build of ft with CUDA: configure with "
+      "-DFT_CUDA=ON on a machine with the CUDA toolkit and NCCL",
+      device, host_world.size());
+}
+
+}  // namespace ft
+
+#endif
