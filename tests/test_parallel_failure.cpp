@@ -85,15 +85,17 @@ TEST(ParallelFailure, TensorParallelSizeMustDivideTheRanks) {
 }
 
 TEST(ParallelFailure, WorldSizeMustMatchTheLaunchersPromise) {
-  // As if srun had promised 4 tasks but MPI started a world of 2 (an Open MPI without Slurm's
-  // PMI started by plain srun runs independent singletons).
+  // As if srun had promised 4 tasks but MPI started a world of 1: an Open MPI without Slurm's PMI
+  // started by plain srun runs each task as an independent singleton. (Under mpirun, Open MPI's
+  // own variables are the promise, so this runs without it.)
   TempDir dir;
   const std::string config = write_config(dir, 2);
-  const auto result = run_command(std::string(kMpirun) +
-                                  "-x SLURM_STEP_NUM_TASKS=4 -x SLURM_PROCID=0 -x SLURM_STEP_ID=0 "
-                                  "-x SLURM_JOB_ID=1 -np 2 " FT_TRAIN_EXE " --config " +
-                                  config);
-  ASSERT_NE(result.status, 0) << result.output;
+  const auto result = run_command(
+      "timeout 300 env SLURM_STEP_NUM_TASKS=4 SLURM_PROCID=0 SLURM_STEP_ID=0 SLURM_JOB_ID=1 "
+      "OMP_NUM_THREADS=1 " FT_TRAIN_EXE " --config " +
+      config);
+  EXPECT_EQ(exit_code(result.status), 1) << result.output;
+  EXPECT_NE(result.output.find("SLURM_STEP_NUM_TASKS"), std::string::npos) << result.output;
   EXPECT_NE(result.output.find("4"), std::string::npos) << result.output;
   EXPECT_FALSE(std::filesystem::exists(dir.path("run/metrics.jsonl")));
 }

@@ -300,10 +300,13 @@ void Trainer::print_startup_report() const {
   const int64_t micro = config_.train().micro_batch_size(),
                 accum = config_.train().grad_accum_steps();
   const int64_t rows_per_epoch = train_loader_->rows_for_epochs(1);
+  const std::string data_parallel =
+      layout.dp > 1 ? fmt::format(" x {} data-parallel ranks", layout.dp) : "";
   log_ << fmt::format(
-      "ft: plan: {} steps of {} sequences ({} x {} accumulated) of {} tokens; {} sequences per "
+      "ft: plan: {} steps of {} sequences ({} x {} accumulated{}) of {} tokens; {} sequences per "
       "epoch{}\n",
-      total_steps_, micro * accum, micro, accum, data_config.seq_len(), train_loader_->size(),
+      total_steps_, micro * accum * layout.dp, micro, accum, data_parallel, data_config.seq_len(),
+      train_loader_->size(),
       data_config.packing() ? fmt::format(" packed into {} rows", rows_per_epoch) : "");
   const double epochs = static_cast<double>(total_steps_) * static_cast<double>(micro * accum) *
                         layout.dp / static_cast<double>(rows_per_epoch);

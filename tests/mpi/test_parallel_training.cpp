@@ -23,7 +23,13 @@
 namespace ft {
 namespace {
 
+// Relative agreement with one process: fp64 to 1e-10; fp32 (other summation orders) to 1e-5 for
+// losses and the AdamW moments (the gradients' running sums), 1e-4 for weights after 5 steps:
+// AdamW's m / sqrt(v) turns a 1e-6 gradient difference on a near-zero gradient into a larger
+// update difference.
 constexpr double kTolerance = 1e-10;
+constexpr double kTolerance32 = 1e-5;
+constexpr double kWeightTolerance32 = 1e-4;
 
 struct Layout {
   int tp = 1;
@@ -61,7 +67,7 @@ class ParallelTraining : public ::testing::Test {
   // grad_accum x dp micro-batches of 2 sequences per step, whatever the layout: every layout
   // trains the same global batches. `accum_total` must be a multiple of every dp tested.
   config::RunConfig run_config(const std::string& output, const Layout& layout, int steps,
-                               const std::string& method) const {
+                               const std::string& method, const std::string& dtype = "fp64") const {
     config::RunConfig config;
     config.mutable_model()->set_hf_config(model_config_);
     config.mutable_data()->set_train_file(std::string(FT_SOURCE_DIR) +
@@ -69,7 +75,7 @@ class ParallelTraining : public ::testing::Test {
     config.mutable_data()->set_valid_file(std::string(FT_SOURCE_DIR) +
                                           "/examples/quickstart/valid.jsonl");
     config.mutable_data()->set_seq_len(48);
-    config.set_dtype("fp64");
+    config.set_dtype(dtype);
     config.mutable_optim()->set_lr(3e-3);
     config.mutable_optim()->set_warmup_steps(2);
     config.mutable_optim()->set_weight_decay(0.01);
@@ -113,16 +119,18 @@ class ParallelTraining : public ::testing::Test {
   std::string shared_, model_config_;
 };
 
-void expect_same_losses(const std::vector<double>& actual, const std::vector<double>& expected) {
+void expect_same_losses(const std::vector<double>& actual, const std::vector<double>& expected,
+                        double tolerance = kTolerance) {
   ASSERT_EQ(actual.size(), expected.size());
   for (size_t i = 0; i < actual.size(); ++i)
-    EXPECT_LT(std::abs(actual[i] - expected[i]) / std::abs(expected[i]), kTolerance)
+    EXPECT_LT(std::abs(actual[i] - expected[i]) / std::abs(expected[i]), tolerance)
         << "step " << i + 1 << ": " << actual[i] << " vs " << expected[i];
 }
 
-// Every tensor of two checkpoints (parameters and moments) to relative 1e-10 of its largest
+// Every tensor of two checkpoints (parameters and moments) to `tolerance` relative to its largest
 // element.
-void expect_same_checkpoint(const std::string& actual, const std::string& expected) {
+void expect_same_checkpoint(const std::string& actual, const std::string& expected,
+                            double tolerance = kTolerance, double weight_tolerance = kTolerance) {
   checkpoint::CheckpointReader a(actual), b(expected);
   int compared = 0;
   for (const char* group : {"model", "adapter", "optimizer/m", "optimizer/v"}) {
@@ -138,7 +146,8 @@ void expect_same_checkpoint(const std::string& actual, const std::string& expect
       for (double v : y) scale = std::max(scale, std::abs(v));
       for (size_t i = 0; i < x.size(); ++i)
         worst = std::max(worst, std::abs(x[i] - y[i]) / std::max(scale, 1e-30));
-      EXPECT_LT(worst, kTolerance) << path;
+      const bool weights = std::string(group) == "model" || std::string(group) == "adapter";
+      EXPECT_LT(worst, weights ? weight_tolerance : tolerance) << path;
       ++compared;
     }
   }
@@ -154,30 +163,37 @@ std::vector<Layout> layouts(int world) {
   return result;
 }
 
-void check_every_layout(ParallelTraining& test, const std::string& method) {
+void check_every_layout(ParallelTraining& test, const std::string& method,
+                        const std::string& dtype = "fp64") {
+  const double tolerance = dtype == "fp64" ? kTolerance : kTolerance32;
+  const double weight_tolerance = dtype == "fp64" ? kTolerance : kWeightTolerance32;
   const Layout single{.single = true};
   const TrainSummary expected =
-      test.train(test.run_config(method + "_single", single, 5, method), single);
+      test.train(test.run_config(method + "_single", single, 5, method, dtype), single);
   ASSERT_EQ(expected.step_losses.size(), 5u);
   for (const Layout& layout : layouts(test.world()->size())) {
     SCOPED_TRACE(method + ", " + describe(layout));
     const std::string name = method + "_" + describe(layout);
-    const config::RunConfig config = test.run_config(name, layout, 5, method);
+    const config::RunConfig config = test.run_config(name, layout, 5, method, dtype);
     const TrainSummary actual = test.train(config, layout);
-    expect_same_losses(actual.step_losses, expected.step_losses);
+    expect_same_losses(actual.step_losses, expected.step_losses, tolerance);
     ASSERT_TRUE(actual.final_eval && expected.final_eval);
     EXPECT_LT(
         std::abs(actual.final_eval->loss - expected.final_eval->loss) / expected.final_eval->loss,
-        kTolerance);
+        tolerance);
     EXPECT_EQ(actual.trained_tokens, expected.trained_tokens);
     if (test.world()->rank() == 0)
-      expect_same_checkpoint(actual.last_checkpoint, expected.last_checkpoint);
+      expect_same_checkpoint(actual.last_checkpoint, expected.last_checkpoint, tolerance,
+                             weight_tolerance);
     test.world()->barrier();
   }
 }
 
 TEST_F(ParallelTraining, FullFineTuningEveryLayout) {
   check_every_layout(*this, "full");
+}
+TEST_F(ParallelTraining, FullFineTuningEveryLayoutFp32) {
+  check_every_layout(*this, "full", "fp32");
 }
 TEST_F(ParallelTraining, LoraEveryLayout) {
   check_every_layout(*this, "lora");
