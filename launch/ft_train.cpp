@@ -4,9 +4,13 @@
 // started plainly, it is one process and needs no MPI runtime.
 //
 // Exit codes: 0 done; 1 error; 75 (EX_TEMPFAIL) stopped early by SIGTERM/SIGUSR1 after saving a
-// checkpoint, so a job script can requeue and continue with --resume.
+// checkpoint, so a job script can requeue and continue with --resume (rank 0 also leaves
+// output_dir/STOPPED_EARLY saying at which step).
 #include <CLI/CLI.hpp>
 
+#include <fmt/format.h>
+
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -21,6 +25,7 @@
 namespace {
 
 constexpr int kExitStoppedEarly = 75;
+constexpr const char* kStoppedEarlyMarker = "STOPPED_EARLY";
 
 // One process prints and returns; a rank of a parallel job ends the whole job (MPI_Abort), since
 // the other ranks may be waiting for it in a collective.
@@ -75,12 +80,18 @@ int main(int argc, char** argv) {
       ft::config::apply_override(options.config, assignment);
     options.resume = resume_latest ? "latest" : resume_from;
     options.world = world;
+    const std::string output_dir = options.config.output_dir();
     ft::Trainer trainer(std::move(options));
     const ft::TrainSummary summary = trainer.run();
     if (summary.steps < trainer.total_steps()) {
-      if (world->rank() == 0)
-        std::cout << "ft_train: stopped at step " << summary.steps << " of "
-                  << trainer.total_steps() << "; continue with ft_train --resume" << std::endl;
+      if (world->rank() == 0) {
+        const std::string stopped =
+            fmt::format("stopped at step {} of {}", summary.steps, trainer.total_steps());
+        // The job script's requeue decision (launch/slurm/*.sbatch): srun's exit status may be
+        // a signal's when it kills the other ranks after the first exits 75.
+        std::ofstream(output_dir + "/" + kStoppedEarlyMarker) << stopped << "\n";
+        std::cout << "ft_train: " << stopped << "; continue with ft_train --resume" << std::endl;
+      }
       return kExitStoppedEarly;
     }
   } catch (const ft::Error& error) {

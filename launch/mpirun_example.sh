@@ -29,6 +29,7 @@ if [ -n "${HOSTFILE:-}" ]; then MPIRUN_ARGS+=(--hostfile "$HOSTFILE"); fi
 # As root (containers, CI) Open MPI needs --allow-run-as-root; with more ranks than cores (CPU
 # tests) --oversubscribe.
 if [ "$(id -u)" -eq 0 ]; then MPIRUN_ARGS+=(--allow-run-as-root); fi
+if [ -z "${HOSTFILE:-}" ] && [ "$NP" -gt "$(nproc)" ]; then MPIRUN_ARGS+=(--oversubscribe); fi
 
 # A rank that fails aborts the whole job (MPI_Abort), naming its rank: "ft: rank 3 of 8: ...".
 # Stopping early: `kill -USR1 <pid of mpirun>` (mpirun forwards SIGUSR1 to every rank) makes the

@@ -15,6 +15,9 @@
 namespace ft {
 namespace {
 
+// Far above any real job; what passes for a count in an environment variable.
+constexpr long kMaxRanksOrTasks = 1l << 30;
+
 // The integer value of an environment variable, nullopt when unset or empty.
 std::optional<int> env_int(const char* name) {
   const char* text = std::getenv(name);
@@ -22,7 +25,7 @@ std::optional<int> env_int(const char* name) {
   errno = 0;
   char* end = nullptr;
   const long value = std::strtol(text, &end, 10);
-  if (errno != 0 || *end != '\0' || value < 0 || value > (1l << 30))
+  if (errno != 0 || *end != '\0' || value < 0 || value > kMaxRanksOrTasks)
     fail("environment variable {} = '{}' is not a rank or task count", name, text);
   return static_cast<int>(value);
 }
@@ -115,6 +118,18 @@ MpiRuntime::MpiRuntime(const LaunchInfo& launch, bool force) {
         "MPI library of that launcher",
         size, launch.launcher.empty() ? "unknown" : launch.launcher, launch.promised_world,
         launch.promise_source, launch.promised_world);
+  }
+  if (problem.empty()) {
+    // The launcher's rank for this process must be MPI's, or per-rank work (GPU choice, data
+    // shards) would follow the wrong numbering. Agreed collectively: only some ranks may see it.
+    int wrong_rank = launch.promised_rank >= 0 && launch.promised_rank != rank ? 1 : 0;
+    MPI_Allreduce(MPI_IN_PLACE, &wrong_rank, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (wrong_rank)
+      problem = fmt::format(
+          "MPI's rank numbering differs from the launcher's (on some process the launcher ({}) "
+          "gave rank {} and MPI rank {}): the MPI library did not join the launcher's job as it "
+          "numbered it",
+          launch.launcher.empty() ? "unknown" : launch.launcher, launch.promised_rank, rank);
   }
   if (!problem.empty()) {
     // Every process sees the same mismatch, so all of them finalize (singletons alone).

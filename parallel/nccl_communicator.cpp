@@ -7,11 +7,33 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "parallel/collective_timer.h"
 
 namespace ft {
+namespace {
+
+constexpr int kSpinPolls = 1000;
+constexpr int64_t kDefaultTimeoutSeconds = 600;
+
+// How long one collective may take before the watchdog declares the job broken:
+// FT_NCCL_TIMEOUT_S, or 10 minutes (a first collective may wait for a slow rank's start-up).
+std::chrono::steady_clock::duration collective_timeout() {
+  int64_t seconds = kDefaultTimeoutSeconds;
+  if (const char* text = std::getenv("FT_NCCL_TIMEOUT_S"); text != nullptr && *text != '\0') {
+    char* end = nullptr;
+    seconds = std::strtoll(text, &end, 10);
+    if (*end != '\0' || seconds <= 0)
+      fail("FT_NCCL_TIMEOUT_S = '{}': expected a positive number of seconds", text);
+  }
+  return std::chrono::seconds(seconds);
+}
+
+}  // namespace
 
 struct NcclCommunicator::State {
   ncclComm_t comm = nullptr;
@@ -21,6 +43,7 @@ struct NcclCommunicator::State {
   void* scratch = nullptr;
   size_t scratch_bytes = 0;
   bool broken = false;  // an NCCL call failed: abort instead of destroy
+  std::chrono::steady_clock::duration timeout = collective_timeout();
 
   State() = default;
   State(const State&) = delete;
@@ -119,9 +142,18 @@ NcclCommunicator::NcclCommunicator(Communicator& host, int device)
   state_->use_device();
   ncclUniqueId id;
   std::memset(&id, 0, sizeof(id));
-  if (host.rank() == 0) state_->check(ncclGetUniqueId(&id), "ncclGetUniqueId");
-  std::string bytes(reinterpret_cast<const char*>(&id), sizeof(id));
-  host.broadcast(bytes, 0);
+  // Rank 0 broadcasts the id, or an empty text when it could not make one, so that no rank waits
+  // in the broadcast for a rank that already failed.
+  std::string bytes;
+  if (host.rank() == 0) {
+    const ncclResult_t made = ncclGetUniqueId(&id);
+    if (made == ncclSuccess) bytes.assign(reinterpret_cast<const char*>(&id), sizeof(id));
+    host.broadcast(bytes, 0);
+    state_->check(made, "ncclGetUniqueId");
+  } else {
+    host.broadcast(bytes, 0);
+    FT_CHECK(!bytes.empty(), "NcclCommunicator: rank 0 could not create the NCCL unique id");
+  }
   FT_CHECK(bytes.size() == sizeof(id), "NcclCommunicator: the unique id broadcast carried {} bytes",
            bytes.size());
   std::memcpy(&id, bytes.data(), sizeof(id));
@@ -164,7 +196,27 @@ void* NcclCommunicator::scratch(size_t bytes) {
 }
 
 void NcclCommunicator::finish(const char* what) {
-  state_->check(cudaStreamSynchronize(state_->stream), what);
+  // Polled rather than cudaStreamSynchronize: with a peer dead or hung, a synchronize would wait
+  // forever; polling sees NCCL's asynchronous error, or gives up after the watchdog's timeout.
+  // Either way the communicator is marked broken (aborted, not destroyed) and the error ends the
+  // job (ft_train aborts every rank).
+  const auto start = std::chrono::steady_clock::now();
+  for (int polls = 0;; ++polls) {
+    const cudaError_t status = cudaStreamQuery(state_->stream);
+    if (status == cudaSuccess) break;
+    if (status != cudaErrorNotReady) state_->check(status, what);
+    ncclResult_t async = ncclSuccess;
+    state_->check(ncclCommGetAsyncError(state_->comm, &async), "ncclCommGetAsyncError");
+    state_->check(async, what);
+    if (std::chrono::steady_clock::now() - start > state_->timeout) {
+      state_->broken = true;
+      fail("{} did not finish within {} s (FT_NCCL_TIMEOUT_S): a rank did not join it or hung",
+           what, std::chrono::duration_cast<std::chrono::seconds>(state_->timeout).count());
+    }
+    // Spin briefly (most collectives end within microseconds of the last rank arriving), then
+    // give the core back.
+    if (polls > kSpinPolls) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
   ncclResult_t async = ncclSuccess;
   state_->check(ncclCommGetAsyncError(state_->comm, &async), "ncclCommGetAsyncError");
   state_->check(async, what);
@@ -334,6 +386,7 @@ std::unique_ptr<Communicator> NcclCommunicator::split(int color, int key) {
   child->device = state_->device;
   state_->check(ncclCommSplit(state_->comm, color, key, &child->comm, nullptr), "ncclCommSplit");
   child->create_stream();
+  child->stream = state_->stream;  // ordered after the same compute stream as its parent
   return std::unique_ptr<Communicator>(new NcclCommunicator(std::move(child)));
 #else
   fail("split: ncclCommSplit needs NCCL >= 2.18; this build has NCCL {}", NCCL_VERSION_CODE);

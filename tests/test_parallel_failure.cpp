@@ -21,8 +21,10 @@ using testing::run_command;
 using testing::TempDir;
 
 // The ranks run single-threaded and give their core away while waiting (more ranks than cores).
+// `timeout` turns a hang into exit 124: 60 s, twice the 30 s a failing job may take to end (these
+// jobs end in about 2 s), so a loaded machine does not fail the test.
 const char* kMpirun =
-    "timeout 300 mpirun --oversubscribe --allow-run-as-root --mca mpi_yield_when_idle 1 "
+    "timeout 60 mpirun --oversubscribe --allow-run-as-root --mca mpi_yield_when_idle 1 "
     "-x OMP_NUM_THREADS=1 ";
 
 std::string write_config(const TempDir& dir, int max_steps) {
@@ -71,6 +73,28 @@ TEST(ParallelFailure, KilledRankEndsTheJob) {
 
 TEST(ParallelFailure, RankErrorEndsTheJobWithItsMessage) {
   expect_job_ends_naming_rank_1("throw", "ft: rank 1 of 2: ft_train: error: FT_FAULT_INJECT");
+}
+
+// SIGUSR1 to one rank (Slurm's --signal before the time limit) at step 3: every rank finishes
+// step 3, rank 0 saves it, and the job exits 75 (the sbatch scripts requeue on 75); --resume
+// continues from step 3.
+TEST(ParallelFailure, StopSignalSavesAndExits75) {
+  TempDir dir;
+  const std::string config = write_config(dir, 8);
+  const auto result = run_command(
+      std::string(kMpirun) +
+      "-x FT_FAULT_INJECT=rank=1,step=3,kind=usr1 -np 2 " FT_TRAIN_EXE " --config " + config);
+  EXPECT_EQ(exit_code(result.status), 75) << result.output;
+  EXPECT_NE(result.output.find("stopped at step 3 of 8"), std::string::npos) << result.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.path("run/STOPPED_EARLY")));  // the job script's cue
+  const std::string step3 = checkpoint::step_checkpoint_path(dir.path("run/checkpoints"), 3);
+  ASSERT_TRUE(std::filesystem::exists(step3)) << result.output;
+  EXPECT_EQ(checkpoint::CheckpointReader(step3).int_attribute("step"), 3);
+  const auto resumed = run_command(std::string(kMpirun) + "-np 2 " FT_TRAIN_EXE " --config " +
+                                   config + " --resume train.max_steps=5");
+  EXPECT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resumed from"), std::string::npos) << resumed.output;
+  EXPECT_NE(resumed.output.find("step 5/5"), std::string::npos) << resumed.output;
 }
 
 TEST(ParallelFailure, TensorParallelSizeMustDivideTheRanks) {

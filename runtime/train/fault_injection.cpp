@@ -32,18 +32,27 @@ FaultInjection::FaultInjection() {
         throw std::invalid_argument(key);
       }
     } catch (const std::exception&) {
-      fail("FT_FAULT_INJECT = '{}': expected rank=R,step=S,kind=kill|throw", text);
+      fail("FT_FAULT_INJECT = '{}': expected rank=R,step=S,kind=kill|throw|usr1", text);
     }
     begin = end + 1;
   }
-  if (rank_ < 0 || step_ < 1 || (kind != "kill" && kind != "throw"))
-    fail("FT_FAULT_INJECT = '{}': expected rank=R,step=S,kind=kill|throw", text);
-  kill_ = kind == "kill";
+  if (rank_ < 0 || step_ < 1 || (kind != "kill" && kind != "throw" && kind != "usr1"))
+    fail("FT_FAULT_INJECT = '{}': expected rank=R,step=S,kind=kill|throw|usr1", text);
+  kind_ = kind == "kill" ? Kind::kill : kind == "throw" ? Kind::error : Kind::stop_signal;
 }
 
 void FaultInjection::at_step(int64_t step, int rank) const {
   if (rank != rank_ || step != step_) return;
-  if (kill_) std::raise(SIGKILL);
+  switch (kind_) {
+    case Kind::kill:
+      std::raise(SIGKILL);
+      break;
+    case Kind::stop_signal:
+      std::raise(SIGUSR1);  // the stop handler records it; the step goes on
+      return;
+    case Kind::error:
+      break;
+  }
   fail("FT_FAULT_INJECT: rank {} fails at step {} as asked", rank, step);
 }
 

@@ -64,6 +64,7 @@ void MetricsLog::log_step(const StepMetrics& m, const std::optional<EvalMetrics>
                          {"step_tokens", m.step_tokens},
                          {"weight_grad_products", m.weight_grad_products},
                          {"comm_seconds", m.comm_seconds},
+                         {"comm_bytes", m.comm_bytes},
                          {"step_seconds", m.step_seconds},
                          {"trained_tokens", m.trained_tokens},
                          {"tokens_per_second", m.tokens_per_second},

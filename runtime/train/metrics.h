@@ -32,6 +32,7 @@ struct StepMetrics {
   // Weight-gradient matrix products the step's backward ran (frozen weights cost none).
   int64_t weight_grad_products = 0;
   double comm_seconds = 0.0;  // this rank's time inside collectives during the step
+  int64_t comm_bytes = 0;     // payload bytes this rank passed to collectives during the step
 };
 
 struct EvalMetrics {

@@ -30,6 +30,9 @@
 namespace ft {
 namespace {
 
+// 2^64 / golden ratio: spreads consecutive micro-batch indices over all 64 bits of a seed.
+constexpr uint64_t kGoldenRatio64 = 0x9e3779b97f4a7c15ull;
+
 int resolve_threads(int requested) {
   if (requested > 0) return requested;
   if (const char* env = std::getenv("OMP_NUM_THREADS")) {
@@ -260,6 +263,18 @@ Trainer::Trainer(TrainerOptions options)
 
 Trainer::~Trainer() = default;
 
+CommunicatorStats Trainer::communication_totals() const {
+  CommunicatorStats total;
+  for (const Communicator* comm :
+       {&groups_->world(), &groups_->tp(), &groups_->dp(), kv_group_.get()}) {
+    if (!comm) continue;
+    total.calls += comm->stats().calls;
+    total.bytes += comm->stats().bytes;
+    total.seconds += comm->stats().seconds;
+  }
+  return total;
+}
+
 void Trainer::print_startup_report() const {
   const int64_t trainable = params_->trainable_count();
   const int64_t total = trainable + params_->frozen_count();
@@ -267,18 +282,18 @@ void Trainer::print_startup_report() const {
   log_ << "ft: method " << peft_.summary() << "\n";
   if (peft_.is_peft())
     log_ << "ft: base " << base_.description << " (fingerprint " << base_.fingerprint << ")\n";
+  const ParallelLayout& layout = groups_->layout();
+  if (layout.world_size > 1)
+    log_ << fmt::format(
+        "ft: layout: {} ranks = tensor parallel {} x data parallel {} ({} communicator{}); "
+        "the parameter counts and memory below are per rank\n",
+        layout.world_size, layout.tp, layout.dp, groups_->world().kind(),
+        optimizer_->zero1() ? ", ZeRO-1 optimizer state" : "");
   log_ << fmt::format("ft: parameters {} trainable of {} ({:.4g}%), {} on {} with {} threads\n",
                       format_count(trainable), format_count(total),
                       100.0 * static_cast<double>(trainable) / static_cast<double>(total),
                       config_.dtype(), device_name(ctx_.device), ctx_.num_threads);
   log_ << "ft: BLAS: " << blas_description() << "\n";
-  const ParallelLayout& layout = groups_->layout();
-  if (layout.world_size > 1)
-    log_ << fmt::format(
-        "ft: layout: {} ranks = tensor parallel {} x data parallel {} ({} communicator{}); "
-        "parameters and memory below are per rank\n",
-        layout.world_size, layout.tp, layout.dp, groups_->world().kind(),
-        optimizer_->zero1() ? ", ZeRO-1 optimizer state" : "");
   log_ << fmt::format(
       "ft: memory: weights {} (trainable {}, frozen {}), gradients {}, optimizer state {}, "
       "activations {}, workspace {}\n",
@@ -415,9 +430,7 @@ TrainSummary Trainer::run() {
 
   for (int64_t step = state_.step + 1; step <= total_steps_; ++step) {
     const auto step_start = Clock::now();
-    const double comm_before = groups_->world().stats().seconds + groups_->tp().stats().seconds +
-                               groups_->dp().stats().seconds +
-                               (kv_group_ ? kv_group_->stats().seconds : 0.0);
+    const CommunicatorStats comm_before = communication_totals();
     const int64_t epoch = train_loader_->cursor().epoch;
     // Fetch the whole global batch first: the loss is normalized by its target-token count. The
     // global batch is dp x accum micro-batches in the order one rank would take them; data-
@@ -448,7 +461,7 @@ TrainSummary Trainer::run() {
       if (peft_.lora_dropout > 0)
         inputs.dropout_seed =  // a fresh mask per (step, micro-batch); never 0 (= no dropout)
             (Random(seed_, static_cast<uint64_t>(step)).next_u64() ^
-             (global_index * 0x9e3779b97f4a7c15ull)) |
+             (global_index * kGoldenRatio64)) |
             1;
       ForwardResult forward = model_->forward(ctx_, inputs);
       fault_injection_.at_step(step, layout.rank);
@@ -497,9 +510,10 @@ TrainSummary Trainer::run() {
     summary.step_losses.push_back(m.loss);
     summary.steps = step;
 
-    m.comm_seconds = groups_->world().stats().seconds + groups_->tp().stats().seconds +
-                     groups_->dp().stats().seconds +
-                     (kv_group_ ? kv_group_->stats().seconds : 0.0) - comm_before;
+    const CommunicatorStats comm_after = communication_totals();
+    m.comm_seconds = comm_after.seconds - comm_before.seconds;
+    m.comm_bytes = comm_after.bytes - comm_before.bytes;
+    summary.step_comm_bytes.push_back(m.comm_bytes);
     if (writer) {
       metrics->log_step(m, eval);
       if (eval) metrics->log_eval(*eval);

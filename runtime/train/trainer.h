@@ -43,6 +43,7 @@ struct TrainSummary {
   int64_t steps = 0;  // optimizer steps completed, counting those before a resume
   int64_t trained_tokens = 0;
   std::vector<double> step_losses;          // losses of the steps this run executed
+  std::vector<int64_t> step_comm_bytes;     // bytes this rank passed to collectives, per step
   std::optional<EvalMetrics> initial_eval;  // before the first step (train.eval_at_start)
   std::optional<EvalMetrics> final_eval;    // the last step's (on eval_batches' sample)
   std::optional<EvalMetrics> full_eval;     // the whole validation set after the last step
@@ -65,6 +66,8 @@ class Trainer {
 
  private:
   void print_startup_report() const;
+  // Collective calls, bytes and seconds so far, summed over this rank's communicators.
+  CommunicatorStats communication_totals() const;
   // Validation loss and accuracy on train.eval_batches micro-batches (a fixed sample), or on the
   // whole validation set when `full` or eval_batches is 0.
   EvalMetrics evaluate(int64_t step, bool full = false);

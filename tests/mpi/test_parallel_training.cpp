@@ -81,7 +81,7 @@ class ParallelTraining : public ::testing::Test {
     config.mutable_optim()->set_weight_decay(0.01);
     config.mutable_optim()->set_grad_clip(0.5);  // clipping active: the global norm must agree
     config.mutable_train()->set_micro_batch_size(2);
-    const int accum_total = 4;
+    const int accum_total = 12;  // dp 1, 2, 3 or 4
     config.mutable_train()->set_grad_accum_steps(accum_total / dp(layout));
     config.mutable_train()->set_max_steps(steps);
     config.mutable_train()->set_eval_batches(2);
@@ -155,6 +155,9 @@ void expect_same_checkpoint(const std::string& actual, const std::string& expect
 }
 
 std::vector<Layout> layouts(int world) {
+  // Three ranks: data parallelism alone and with ZeRO-1, whose last shard ends in padding when
+  // the trainable count is not a multiple of 3 (LoRA's here: 896).
+  if (world % 2 != 0) return {{.tp = 1}, {.tp = 1, .zero1 = true}};
   std::vector<Layout> result = {{.tp = 1}, {.tp = 2}, {.tp = 2, .zero1 = true}};
   if (world >= 4) {
     result.push_back({.tp = 1, .zero1 = true});
@@ -208,9 +211,34 @@ TEST_F(ParallelTraining, PTuningEveryLayout) {
   check_every_layout(*this, "p_tuning");
 }
 
+// Data parallelism communicates only trainable gradients: a prompt-tuning step (3 virtual tokens
+// x hidden 32 in fp64: 768 bytes) passes under 1 KiB more than that to collectives (loss and
+// token counts, the stop-signal check), full fine-tuning at least the whole model.
+TEST_F(ParallelTraining, PromptTuningCommunicatesKilobytes) {
+  const Layout data_parallel{.tp = 1};
+  const TrainSummary prompt =
+      train(run_config("prompt_bytes", data_parallel, 2, "prompt_tuning"), data_parallel);
+  const int64_t prompt_gradient_bytes = 3 * 32 * 8;
+  ASSERT_EQ(prompt.step_comm_bytes.size(), 2u);
+  for (int64_t bytes : prompt.step_comm_bytes) {
+    EXPECT_GE(bytes, prompt_gradient_bytes);
+    EXPECT_LT(bytes, prompt_gradient_bytes + 1024);
+  }
+  const TrainSummary full =
+      train(run_config("full_bytes", data_parallel, 2, "full"), data_parallel);
+  Trainer probe([&] {
+    TrainerOptions options;
+    options.config = run_config("probe", {.single = true}, 1, "full");
+    return options;
+  }());
+  const int64_t model_bytes = probe.parameters().trainable_count() * 8;
+  for (int64_t bytes : full.step_comm_bytes) EXPECT_GE(bytes, model_bytes);
+}
+
 // A run saved at step 3 of 6 at one layout continues at another with the uninterrupted run's
 // losses: tp 2 x dp -> dp only -> one process -> tp 2 again.
 TEST_F(ParallelTraining, CheckpointResumesAtAnyLayout) {
+  if (world()->size() % 2 != 0) GTEST_SKIP() << "the chain has tensor parallelism 2";
   for (const std::string method : {"full", "lora"}) {
     SCOPED_TRACE(method);
     const Layout single{.single = true};
