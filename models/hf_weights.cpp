@@ -234,4 +234,20 @@ void load_hf_weights(const std::string& path, const ModelConfig& config,
     load_parameter(*files.tensors.at(stored), stored, config, params.at(name));
 }
 
+std::map<std::string, std::string> hf_tensor_dtypes(const std::string& path,
+                                                    const ModelConfig& config) {
+  const WeightFiles files = open_weight_files(path);
+  std::map<std::string, std::string> dtypes;
+  for (const ParamSpec& spec : transformer_param_specs(config)) {
+    std::string stored;
+    if (find_stored(files, config, spec.name, stored))
+      dtypes[spec.name] = files.tensors.at(stored)->entry(stored).dtype;
+  }
+  return dtypes;
+}
+
+std::string hf_config_file(const std::string& path) {
+  return fs::is_directory(path) ? (fs::path(path) / "config.json").string() : path;
+}
+
 }  // namespace ft

@@ -10,6 +10,7 @@
 // checkpoint of another shape of model (more layers, another family) is not half loaded.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "models/model_config.h"
@@ -25,5 +26,15 @@ namespace ft {
 // hold. These are all found before any parameter is written.
 void load_hf_weights(const std::string& path, const ModelConfig& config,
                      const ParameterStore& params);
+
+// The stored dtype ("F32", "BF16", "F16", ...) of every parameter of
+// transformer_param_specs(config) that `path` (as for load_hf_weights) holds, by ft's (Hugging
+// Face) parameter name.
+std::map<std::string, std::string> hf_tensor_dtypes(const std::string& path,
+                                                    const ModelConfig& config);
+
+// The config.json a model path names: `path` itself, or `path`/config.json for a folder (as
+// from_pretrained takes a folder).
+std::string hf_config_file(const std::string& path);
 
 }  // namespace ft

@@ -356,8 +356,8 @@ void SafetensorsReader::read(const std::string& name, const Tensor& dst) const {
 
 struct SafetensorsWriter::Impl {
   struct Pending {
-    DType dtype;
-    Shape shape;
+    const SafetensorsDType* dtype;
+    std::vector<int64_t> dims;
     std::vector<unsigned char> bytes;
   };
 
@@ -394,12 +394,10 @@ struct SafetensorsWriter::Impl {
     uint64_t offset = 0;
     for (const auto* tensor : order) {
       const Pending& pending = tensor->second;
-      std::vector<int64_t> dims(pending.shape.dims.begin(),
-                                pending.shape.dims.begin() + pending.shape.rank);
       json += fmt::format("{}{}:{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
                           json.size() > 1 ? "," : "",
                           json_string(tensor->first, output.final_path(), "tensor name"),
-                          safetensors_dtype_of(pending.dtype).name, fmt::join(dims, ","), offset,
+                          pending.dtype->name, fmt::join(pending.dims, ","), offset,
                           offset + pending.bytes.size());
       offset += pending.bytes.size();
     }
@@ -445,6 +443,20 @@ SafetensorsWriter::Impl& SafetensorsWriter::writer(const char* call) {
 }
 
 void SafetensorsWriter::add(const std::string& name, const Tensor& tensor) {
+  const std::string& file = writer("add").output.final_path();
+  if (tensor.device != Device::cpu)
+    fail("safetensors {}: tensor '{}' is {}; add() takes CPU tensors", file, name,
+         tensor.describe());
+  if (tensor.data == nullptr && tensor.numel() != 0)
+    fail("safetensors {}: tensor '{}' ({}) has no data", file, name, tensor.describe());
+  add_encoded(
+      name, safetensors_dtype_of(tensor.dtype).name,
+      std::vector<int64_t>(tensor.shape.dims.begin(), tensor.shape.dims.begin() + tensor.rank()),
+      tensor.data);
+}
+
+void SafetensorsWriter::add_encoded(const std::string& name, const std::string& dtype,
+                                    const std::vector<int64_t>& dims, const void* data) {
   Impl& writer = this->writer("add");
   writer.require_open("add");
   const std::string& file = writer.output.final_path();
@@ -452,17 +464,19 @@ void SafetensorsWriter::add(const std::string& name, const Tensor& tensor) {
     fail("safetensors {}: invalid tensor name '{}'", file, name);
   json_string(name, file, "tensor name");
   if (writer.tensors.count(name)) fail("safetensors {}: tensor '{}' added twice", file, name);
-  if (tensor.device != Device::cpu)
-    fail("safetensors {}: tensor '{}' is {}; add() takes CPU tensors", file, name,
-         tensor.describe());
-  for (int axis = 0; axis < tensor.rank(); ++axis)
-    if (tensor.shape[axis] < 0)
-      fail("safetensors {}: tensor '{}' has shape {}", file, name, tensor.shape.str());
-  if (tensor.data == nullptr && tensor.numel() != 0)
-    fail("safetensors {}: tensor '{}' ({}) has no data", file, name, tensor.describe());
-  const auto* data = static_cast<const unsigned char*>(tensor.data);
-  Impl::Pending pending{tensor.dtype, tensor.shape,
-                        std::vector<unsigned char>(data, data + tensor.bytes())};
+  const SafetensorsDType* stored = find_safetensors_dtype(dtype);
+  if (stored == nullptr || stored->bits % 8 != 0)
+    fail("safetensors {}: tensor '{}' has dtype '{}', expected a whole-byte dtype of {}", file,
+         name, dtype, detail::known_safetensors_dtypes());
+  int64_t numel = 1;
+  for (int64_t dim : dims) {
+    if (dim < 0) fail("safetensors {}: tensor '{}' has a negative dimension {}", file, name, dim);
+    numel *= dim;
+  }
+  const size_t bytes = static_cast<size_t>(numel) * static_cast<size_t>(stored->bits / 8);
+  if (data == nullptr && bytes != 0) fail("safetensors {}: tensor '{}' has no data", file, name);
+  const auto* begin = static_cast<const unsigned char*>(data);
+  Impl::Pending pending{stored, dims, std::vector<unsigned char>(begin, begin + bytes)};
   writer.tensors.emplace(name, std::move(pending));
 }
 
@@ -482,7 +496,7 @@ void SafetensorsWriter::commit() {
   const std::string& file = writer.output.final_path();
   std::vector<const std::pair<const std::string, Impl::Pending>*> order;
   for (const auto& tensor : writer.tensors) order.push_back(&tensor);
-  auto rank = [](DType dtype) { return safetensors_dtype_of(dtype).order; };
+  auto rank = [](const SafetensorsDType* dtype) { return dtype->order; };
   std::stable_sort(order.begin(), order.end(), [&](const auto* a, const auto* b) {
     return rank(a->second.dtype) > rank(b->second.dtype);  // stable: names stay sorted
   });

@@ -84,6 +84,10 @@ class SafetensorsWriter {
   // Copies a CPU tensor (it may be freed afterwards): f32 -> F32, f64 -> F64, bf16 -> BF16,
   // i32 -> I32. An empty name, "__metadata__" or a name added twice is an error.
   void add(const std::string& name, const Tensor& tensor);
+  // Copies elements already in their stored encoding (little-endian), for dtypes ft tensors lack
+  // (F16): `dtype` as in the file, numel(dims) * element size bytes from `data`.
+  void add_encoded(const std::string& name, const std::string& dtype,
+                   const std::vector<int64_t>& dims, const void* data);
   // A "__metadata__" entry; setting the same key twice is an error.
   void set_metadata(const std::string& key, const std::string& value);
   // Writes header and data to the tmp file, fsyncs it, renames it over final_path (atomic

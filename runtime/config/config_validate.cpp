@@ -60,10 +60,11 @@ void check_model(const ModelConfig& model, Checker& check) {
   const bool has_preset = !model.preset().empty();
   const bool has_hf_config = !model.hf_config().empty();
   const char* expected =
-      "set exactly one of model.preset (a built-in model name) and model.hf_config (a path to a "
-      "Hugging Face config.json)";
-  if (!has_preset && !has_hf_config) {
-    check.add(fmt::format("config field model: {}; neither is set", expected));
+      "set exactly one of model.preset (a built-in model name) and model.hf_config (a Hugging "
+      "Face config.json or its folder), or neither when model.init_from names a Hugging Face "
+      "model folder or an ft checkpoint (it brings its architecture)";
+  if (!has_preset && !has_hf_config && model.init_from().empty()) {
+    check.add(fmt::format("config field model: {}; neither is set, nor model.init_from", expected));
   } else if (has_preset && has_hf_config) {
     check.add(
         fmt::format("config field model: {}; both are set (model.preset = '{}', "

@@ -9,10 +9,49 @@
 
 namespace ft {
 
+namespace {
+
+// The architecture when neither model.preset nor model.hf_config is set: model.init_from names
+// it along with the weights, as from_pretrained(folder) does. A Hugging Face folder brings its
+// config.json; an ft checkpoint the model of the run (or import) that wrote it.
+ModelConfig model_config_of_init_from(const std::string& init_from, int depth) {
+  namespace fs = std::filesystem;
+  const char* expected =
+      "with neither model.preset nor model.hf_config set, model.init_from must name the model: a "
+      "Hugging Face model folder (config.json + weights) or an ft full checkpoint";
+  if (init_from.empty()) fail("config field model: {}; model.init_from is empty too", expected);
+  if (!fs::exists(init_from)) fail("model.init_from = {}: no such file or folder", init_from);
+  if (fs::is_directory(init_from)) {
+    const std::string config_json = hf_config_file(init_from);
+    if (!fs::is_regular_file(config_json))
+      fail("model.init_from = {}: the folder holds no config.json ({})", init_from, expected);
+    return model_config_from_hf(config_json);
+  }
+  const std::string extension = fs::path(init_from).extension().string();
+  if (extension == ".safetensors" || extension == ".json")
+    fail("model.init_from = {}: Hugging Face weights without their folder; {}", init_from,
+         expected);
+  checkpoint::CheckpointReader reader(init_from);
+  const config::RunConfig saved = config::from_text(reader.string_attribute("config"), init_from);
+  const config::ModelConfig& model = saved.model();
+  if (model.preset().empty() && model.hf_config().empty()) {
+    if (depth >= 8)
+      fail("model.init_from = {}: its recorded model.init_from chain is too long", init_from);
+    return model_config_of_init_from(model.init_from(), depth + 1);
+  }
+  return resolve_model_config(model);
+}
+
+}  // namespace
+
 ModelConfig resolve_model_config(const config::ModelConfig& model) {
-  ModelConfig result = model.has_hf_config() && !model.hf_config().empty()
-                           ? model_config_from_hf(model.hf_config())
-                           : model_config_preset(model.preset());
+  ModelConfig result;
+  if (!model.hf_config().empty())
+    result = model_config_from_hf(hf_config_file(model.hf_config()));
+  else if (!model.preset().empty())
+    result = model_config_preset(model.preset());
+  else
+    result = model_config_of_init_from(model.init_from(), 0);
   if (model.max_position_embeddings() > 0)
     result.max_position_embeddings = model.max_position_embeddings();
   return result;

@@ -14,8 +14,10 @@
 
 namespace ft {
 
-// The model a run config names: a Hugging Face config.json or a preset, with the position
-// override applied.
+// The model a run config names, with the position override applied: model.hf_config (a Hugging
+// Face config.json or the folder holding it), model.preset, or with neither, the model that
+// model.init_from holds (a Hugging Face folder's config.json, or the model an ft full
+// checkpoint's run recorded).
 ModelConfig resolve_model_config(const config::ModelConfig& model);
 
 // model.init_from: an ft HDF5 checkpoint, or Hugging Face weights (a .safetensors file, a

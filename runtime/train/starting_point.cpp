@@ -20,7 +20,13 @@ void check_resume_compatible(const std::string& path, const config::RunConfig& s
        {"seed", "data.train_file", "data.format", "data.seq_len", "data.shuffle", "data.too_long",
         "data.tokenizer", "data.chat_template", "data.train_on", "data.packing", "data.valid_split",
         "data.chatml_default_system", "model.preset", "model.hf_config",
-        "model.max_position_embeddings", "dtype"}) {
+        "model.max_position_embeddings", "dtype", "model.init_from"}) {
+    // model.init_from matters only where it names the architecture (neither preset nor
+    // hf_config): the resumed checkpoint replaces the weights, and a PEFT base's fingerprint is
+    // checked on its own.
+    if (std::string(field) == "model.init_from" &&
+        !(saved.model().preset().empty() && saved.model().hf_config().empty()))
+      continue;
     std::string before = config::get_field(saved, field), after = config::get_field(now, field);
     if (before != after)
       fail(
