@@ -54,7 +54,8 @@ TrainSummary train_two_steps(const TempDir& dir, const std::string& name, const 
   const config::RunConfig config = config::parse(
       "model: {" + model + "}\npeft: {method: " + method +
           "}\ndata: {train_file: " + FT_SOURCE_DIR +
-          "/examples/peft/train.jsonl, seq_len: 32, train_on: all}\ntrain: {micro_batch_size: 2, max_steps: 2, "
+          "/examples/peft/train.jsonl, seq_len: 32, train_on: all}\ntrain: {micro_batch_size: 2, "
+          "max_steps: 2, "
           "eval_at_start: false}\noptim: {lr: 0.01}\nthreads: 2\nseed: 3\noutput_dir: " +
           dir.path(name),
       "yaml", name);
