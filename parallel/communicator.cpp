@@ -5,6 +5,49 @@
 #include "runtime/error.h"
 
 namespace ft {
+namespace {
+
+const char* element_address(const Tensor& tensor, int64_t element_offset) {
+  return static_cast<const char*>(tensor.data) + element_offset * dtype_size(tensor.dtype);
+}
+
+bool overlaps(const Tensor& a, const Tensor& b) {
+  const char* a_begin = static_cast<const char*>(a.data);
+  const char* b_begin = static_cast<const char*>(b.data);
+  return a.bytes() > 0 && b.bytes() > 0 && a_begin < b_begin + b.bytes() &&
+         b_begin < a_begin + a.bytes();
+}
+
+}  // namespace
+
+bool Communicator::check_all_gather_arguments(const Tensor& output, const Tensor& input) const {
+  FT_CHECK(output.dtype == input.dtype, "all_gather: output {} and input {} differ in dtype",
+           output.describe(), input.describe());
+  const int64_t n = input.numel();
+  FT_CHECK(output.numel() == n * size(),
+           "all_gather: the output {} must hold size() x input = {} x {} = {} elements",
+           output.describe(), size(), n, n * size());
+  const bool in_place = input.data == element_address(output, rank() * n);
+  FT_CHECK(in_place || !overlaps(output, input),
+           "all_gather: input {} overlaps output {} other than as chunk {} of it", input.describe(),
+           output.describe(), rank());
+  return in_place;
+}
+
+bool Communicator::check_reduce_scatter_arguments(const Tensor& output, const Tensor& input,
+                                                  bool allow_in_place) const {
+  FT_CHECK(output.dtype == input.dtype, "reduce_scatter: output {} and input {} differ in dtype",
+           output.describe(), input.describe());
+  const int64_t n = output.numel();
+  FT_CHECK(input.numel() == n * size(),
+           "reduce_scatter: the input {} must hold size() x output = {} x {} = {} elements",
+           input.describe(), size(), n, n * size());
+  const bool in_place = allow_in_place && output.data == element_address(input, rank() * n);
+  FT_CHECK(in_place || !overlaps(output, input), "reduce_scatter: output {} overlaps input {}{}",
+           output.describe(), input.describe(),
+           allow_in_place ? fmt::format(" other than as chunk {} of it", rank()) : "");
+  return in_place;
+}
 
 // One rank: the reduction over ranks of a value is the value itself, for sum, average and max.
 void SingleProcessCommunicator::all_reduce(Tensor tensor, ReduceOp) {

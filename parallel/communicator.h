@@ -58,6 +58,15 @@ class Communicator {
   void reset_stats() { stats_ = {}; }
 
  protected:
+  // Argument checks the implementations share; errors name the collective and both tensors.
+  // all_gather: same dtype, output = size() x input, no overlap except input being this rank's
+  // chunk of the output. Returns whether it is (the in-place form).
+  bool check_all_gather_arguments(const Tensor& output, const Tensor& input) const;
+  // reduce_scatter: same dtype, input = size() x output, no overlap except (when
+  // `allow_in_place`) output being this rank's chunk of the input. Returns whether it is.
+  bool check_reduce_scatter_arguments(const Tensor& output, const Tensor& input,
+                                      bool allow_in_place) const;
+
   CommunicatorStats stats_;
 };
 

@@ -73,13 +73,6 @@ char* byte_pointer(const Tensor& tensor, int64_t element_offset = 0) {
   return static_cast<char*>(tensor.data) + element_offset * dtype_size(tensor.dtype);
 }
 
-bool overlaps(const Tensor& a, const Tensor& b) {
-  const char* a_begin = static_cast<const char*>(a.data);
-  const char* b_begin = static_cast<const char*>(b.data);
-  return a.bytes() > 0 && b.bytes() > 0 && a_begin < b_begin + b.bytes() &&
-         b_begin < a_begin + a.bytes();
-}
-
 }  // namespace
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm) : comm_(comm), max_count_(INT_MAX) {
@@ -144,14 +137,8 @@ void MpiCommunicator::reduce_scatter(Tensor output, Tensor input, ReduceOp op) {
   CollectiveTimer timer(stats_, input.bytes());
   require_host(output, "reduce_scatter", "output");
   require_host(input, "reduce_scatter", "input");
-  FT_CHECK(output.dtype == input.dtype, "reduce_scatter: output {} and input {} differ in dtype",
-           output.describe(), input.describe());
+  check_reduce_scatter_arguments(output, input, /*allow_in_place=*/false);
   const int64_t n = output.numel();
-  FT_CHECK(input.numel() == n * size_,
-           "reduce_scatter: the input {} must hold size() x output = {} x {} = {} elements",
-           input.describe(), size_, n, n * size_);
-  FT_CHECK(!overlaps(output, input), "reduce_scatter: output {} overlaps input {}",
-           output.describe(), input.describe());
   const MPI_Datatype type = reduction_type(input.dtype, "reduce_scatter");
   check_reduction(input.dtype, op, "reduce_scatter");
   if (input.numel() <= max_count_) {
@@ -177,17 +164,8 @@ void MpiCommunicator::all_gather(Tensor output, Tensor input) {
   CollectiveTimer timer(stats_, input.bytes());
   require_host(output, "all_gather", "output");
   require_host(input, "all_gather", "input");
-  FT_CHECK(output.dtype == input.dtype, "all_gather: output {} and input {} differ in dtype",
-           output.describe(), input.describe());
+  const bool in_place = check_all_gather_arguments(output, input);
   const int64_t n = input.numel();
-  FT_CHECK(output.numel() == n * size_,
-           "all_gather: the output {} must hold size() x input = {} x {} = {} elements",
-           output.describe(), size_, n, n * size_);
-  // In place when the input is this rank's own chunk of the output (MPI_IN_PLACE).
-  const bool in_place = input.data == byte_pointer(output, rank_ * n);
-  FT_CHECK(in_place || !overlaps(output, input),
-           "all_gather: input {} overlaps output {} other than as chunk {} of it", input.describe(),
-           output.describe(), rank_);
   // Gathering moves bytes without arithmetic, so every dtype (bf16 too) travels as bytes.
   const int64_t chunk_bytes = static_cast<int64_t>(input.bytes());
   if (chunk_bytes * size_ <= max_count_) {

@@ -117,17 +117,6 @@ void require_device(const Tensor& tensor, const char* what, const char* role) {
            tensor.describe(), device_name(tensor.device));
 }
 
-char* byte_pointer(const Tensor& tensor, int64_t element_offset = 0) {
-  return static_cast<char*>(tensor.data) + element_offset * dtype_size(tensor.dtype);
-}
-
-bool overlaps(const Tensor& a, const Tensor& b) {
-  const char* a_begin = static_cast<const char*>(a.data);
-  const char* b_begin = static_cast<const char*>(b.data);
-  return a.bytes() > 0 && b.bytes() > 0 && a_begin < b_begin + b.bytes() &&
-         b_begin < a_begin + a.bytes();
-}
-
 }  // namespace
 
 NcclCommunicator::NcclCommunicator(std::unique_ptr<State> state) : state_(std::move(state)) {
@@ -253,17 +242,9 @@ void NcclCommunicator::reduce_scatter(Tensor output, Tensor input, ReduceOp op) 
   CollectiveTimer timer(stats_, input.bytes());
   require_device(output, "reduce_scatter", "output");
   require_device(input, "reduce_scatter", "input");
-  FT_CHECK(output.dtype == input.dtype, "reduce_scatter: output {} and input {} differ in dtype",
-           output.describe(), input.describe());
-  const int64_t n = output.numel();
-  FT_CHECK(input.numel() == n * size_,
-           "reduce_scatter: the input {} must hold size() x output = {} x {} = {} elements",
-           input.describe(), size_, n, n * size_);
   // NCCL's in-place form: the output is this rank's chunk of the input.
-  const bool in_place = output.data == byte_pointer(input, rank_ * n);
-  FT_CHECK(in_place || !overlaps(output, input),
-           "reduce_scatter: output {} overlaps input {} other than as chunk {} of it",
-           output.describe(), input.describe(), rank_);
+  check_reduce_scatter_arguments(output, input, /*allow_in_place=*/true);
+  const int64_t n = output.numel();
   state_->use_device();
   state_->check(
       ncclReduceScatter(input.data, output.data, static_cast<size_t>(n), nccl_type(input.dtype),
@@ -276,16 +257,8 @@ void NcclCommunicator::all_gather(Tensor output, Tensor input) {
   CollectiveTimer timer(stats_, input.bytes());
   require_device(output, "all_gather", "output");
   require_device(input, "all_gather", "input");
-  FT_CHECK(output.dtype == input.dtype, "all_gather: output {} and input {} differ in dtype",
-           output.describe(), input.describe());
+  check_all_gather_arguments(output, input);
   const int64_t n = input.numel();
-  FT_CHECK(output.numel() == n * size_,
-           "all_gather: the output {} must hold size() x input = {} x {} = {} elements",
-           output.describe(), size_, n, n * size_);
-  const bool in_place = input.data == byte_pointer(output, rank_ * n);
-  FT_CHECK(in_place || !overlaps(output, input),
-           "all_gather: input {} overlaps output {} other than as chunk {} of it", input.describe(),
-           output.describe(), rank_);
   state_->use_device();
   state_->check(ncclAllGather(input.data, output.data, static_cast<size_t>(n),
                               nccl_type(input.dtype), state_->comm, state_->stream),

@@ -118,6 +118,19 @@ void broadcast_shard(Communicator& world, const Tensor* full, const Tensor& loca
   extract_shard(whole, local, rule);
 }
 
+// Every rank checks its store (rank 0 also the full one) before any collective moves data; an
+// error on any rank is raised on all of them.
+void check_stores(Communicator& world, const ParameterStore& local, const FlatMoments* moments,
+                  const ParameterStore* full, const std::vector<ParamSpec>& specs,
+                  const ModelConfig& config, const PeftSpec& peft, const TensorParallelRank& tp,
+                  const char* what) {
+  agree_on_errors(world, error_of([&] {
+                    check_local_store(local, specs, config, peft, tp, what);
+                    if (moments) check_host_moments(*moments, local, what);
+                    if (world.rank() == 0) check_full_store(full, specs, moments != nullptr, what);
+                  }));
+}
+
 }  // namespace
 
 void scatter_parameters(const ParameterStore* full, const ParameterStore& local,
@@ -127,12 +140,7 @@ void scatter_parameters(const ParameterStore* full, const ParameterStore& local,
   Communicator& world = groups.world();
   const TensorParallelRank tp{layout.tp_rank, layout.tp};
   const std::vector<ParamSpec> specs = run_param_specs(config, peft);
-  agree_on_errors(world, error_of([&] {
-                    check_local_store(local, specs, config, peft, tp, "scatter_parameters");
-                    if (moments) check_host_moments(*moments, local, "scatter_parameters");
-                    if (world.rank() == 0)
-                      check_full_store(full, specs, moments != nullptr, "scatter_parameters");
-                  }));
+  check_stores(world, local, moments, full, specs, config, peft, tp, "scatter_parameters");
 
   const Buffer staging(Device::cpu, largest_numel(specs) * sizeof(double));
   for (const ParamSpec& spec : specs) {
@@ -156,12 +164,7 @@ void gather_parameters(const ParameterStore& local, const FlatMoments* moments,
   Communicator& world = groups.world();
   const TensorParallelRank tp{layout.tp_rank, layout.tp};
   const std::vector<ParamSpec> specs = run_param_specs(config, peft);
-  agree_on_errors(world, error_of([&] {
-                    check_local_store(local, specs, config, peft, tp, "gather_parameters");
-                    if (moments) check_host_moments(*moments, local, "gather_parameters");
-                    if (world.rank() == 0)
-                      check_full_store(full, specs, moments != nullptr, "gather_parameters");
-                  }));
+  check_stores(world, local, moments, full, specs, config, peft, tp, "gather_parameters");
   // One replica (the ranks with dp_rank 0, world ranks 0 .. tp - 1) holds every shard.
   if (layout.dp_rank != 0) return;
 

@@ -18,26 +18,16 @@
 #include "runtime/train/input_layout.h"
 #include "support/gradcheck.h"
 #include "support/model_gradcheck.h"
+#include "support/peft_cases.h"
 
 namespace ft {
 namespace {
 
 // Expects an ft::Error whose message holds every one of `texts`.
-template <typename Fn>
-void expect_error_naming(Fn&& call, const std::vector<std::string>& texts) {
-  const std::string message = testing::error_message(call);
-  for (const std::string& text : texts)
-    EXPECT_NE(message.find(text), std::string::npos) << "expected '" << text << "' in: " << message;
-}
+using testing::expect_error_naming;
 
 config::PeftConfig peft_config(const std::string& method) {
-  config::PeftConfig peft;
-  peft.set_method(method);
-  peft.set_num_virtual_tokens(3);
-  peft.set_encoder_hidden_size(10);
-  peft.set_lora_r(3);
-  peft.set_lora_alpha(6);
-  return peft;
+  return testing::small_peft_config(method);
 }
 
 // A tiny model with an adapter, fp64, every parameter at a random non-trivial value (LoRA's B
@@ -95,25 +85,10 @@ void check_adapter_gradients(PeftRun& run, int per_parameter) {
   EXPECT_GT(checked, 0);
 }
 
-struct MethodCase {
-  const char* name;
-  config::PeftConfig peft;
-};
+using MethodCase = testing::PeftCase;
 
 std::vector<MethodCase> every_method() {
-  std::vector<MethodCase> cases;
-  cases.push_back({"prompt_tuning", peft_config("prompt_tuning")});
-  cases.push_back({"p_tuning", peft_config("p_tuning")});
-  cases.push_back({"prefix_tuning", peft_config("prefix_tuning")});
-  config::PeftConfig projected = peft_config("prefix_tuning");
-  projected.set_prefix_projection(true);
-  cases.push_back({"prefix_tuning with projection", projected});
-  cases.push_back({"lora (default targets)", peft_config("lora")});
-  config::PeftConfig all_linear = peft_config("lora");
-  all_linear.set_target_modules("all-linear");
-  all_linear.set_use_rslora(true);
-  cases.push_back({"lora all-linear rsLoRA", all_linear});
-  return cases;
+  return testing::peft_cases(/*with_full=*/false);
 }
 
 TEST(PeftGradient, TinyLlamaEveryMethodEveryAdapterParameter) {

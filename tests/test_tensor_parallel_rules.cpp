@@ -18,39 +18,23 @@
 #include "models/peft/peft_spec.h"
 #include "parallel/tensor_parallel.h"
 #include "support/gradcheck.h"
+#include "support/peft_cases.h"
 
 namespace ft {
 namespace {
 
 using Ranges = std::vector<std::pair<int64_t, int64_t>>;
 
-template <typename Fn>
-void expect_error_naming(Fn&& call, const std::vector<std::string>& texts) {
-  const std::string message = testing::error_message(call);
-  for (const std::string& text : texts)
-    EXPECT_NE(message.find(text), std::string::npos) << "expected '" << text << "' in: " << message;
-}
+using testing::expect_error_naming;
 
 config::PeftConfig peft_config(const std::string& method) {
-  config::PeftConfig peft;
-  peft.set_method(method);
-  peft.set_num_virtual_tokens(3);
-  peft.set_encoder_hidden_size(10);
-  peft.set_lora_r(3);
-  peft.set_lora_alpha(6);
-  return peft;
+  return testing::small_peft_config(method);
 }
 
 std::vector<std::pair<std::string, config::PeftConfig>> every_method() {
   std::vector<std::pair<std::string, config::PeftConfig>> methods;
-  for (const char* name : {"full", "prompt_tuning", "p_tuning", "prefix_tuning", "lora"})
-    methods.push_back({name, peft_config(name)});
-  config::PeftConfig projected = peft_config("prefix_tuning");
-  projected.set_prefix_projection(true);
-  methods.push_back({"prefix_tuning with projection", projected});
-  config::PeftConfig all_linear = peft_config("lora");
-  all_linear.set_target_modules("all-linear");
-  methods.push_back({"lora all-linear", all_linear});
+  for (const testing::PeftCase& method : testing::peft_cases())
+    methods.push_back({method.name, method.peft});
   return methods;
 }
 

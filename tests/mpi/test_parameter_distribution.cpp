@@ -23,30 +23,19 @@
 #include "runtime/parameters.h"
 #include "tests/support/gradcheck.h"
 #include "tests/support/mpi_world.h"
+#include "tests/support/peft_cases.h"
 
 namespace ft {
 namespace {
 
 config::PeftConfig peft_config(const std::string& method) {
-  config::PeftConfig peft;
-  peft.set_method(method);
-  peft.set_num_virtual_tokens(3);
-  peft.set_encoder_hidden_size(10);
-  peft.set_lora_r(3);
-  peft.set_lora_alpha(6);
-  return peft;
+  return testing::small_peft_config(method);
 }
 
 std::vector<std::pair<std::string, config::PeftConfig>> methods() {
   std::vector<std::pair<std::string, config::PeftConfig>> list;
-  for (const char* name : {"full", "p_tuning", "prefix_tuning"})
-    list.push_back({name, peft_config(name)});
-  config::PeftConfig projected = peft_config("prefix_tuning");
-  projected.set_prefix_projection(true);
-  list.push_back({"prefix_tuning with projection", projected});
-  config::PeftConfig all_linear = peft_config("lora");
-  all_linear.set_target_modules("all-linear");
-  list.push_back({"lora all-linear", all_linear});
+  for (const testing::PeftCase& method : testing::peft_cases())
+    list.push_back({method.name, method.peft});
   return list;
 }
 

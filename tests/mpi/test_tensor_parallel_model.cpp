@@ -20,6 +20,7 @@
 #include "runtime/random.h"
 #include "runtime/train/input_layout.h"
 #include "tests/support/mpi_world.h"
+#include "tests/support/peft_cases.h"
 
 namespace ft {
 namespace {
@@ -27,13 +28,7 @@ namespace {
 constexpr double kTolerance = 1e-10;
 
 config::PeftConfig peft_config(const std::string& method) {
-  config::PeftConfig peft;
-  peft.set_method(method);
-  peft.set_num_virtual_tokens(3);
-  peft.set_encoder_hidden_size(10);
-  peft.set_lora_r(3);
-  peft.set_lora_alpha(6);
-  return peft;
+  return testing::small_peft_config(method);
 }
 
 struct MethodCase {
@@ -42,21 +37,17 @@ struct MethodCase {
   uint64_t dropout_seed = 0;
 };
 
+// Every method; all-linear LoRA also with dropout (each shard's mask columns must line up).
 std::vector<MethodCase> every_method() {
   std::vector<MethodCase> cases;
-  cases.push_back({"full", peft_config("full")});
-  cases.push_back({"prompt_tuning", peft_config("prompt_tuning")});
-  cases.push_back({"p_tuning", peft_config("p_tuning")});
-  cases.push_back({"prefix_tuning", peft_config("prefix_tuning")});
-  config::PeftConfig projected = peft_config("prefix_tuning");
-  projected.set_prefix_projection(true);
-  cases.push_back({"prefix_tuning with projection", projected});
-  cases.push_back({"lora", peft_config("lora")});
-  config::PeftConfig all_linear = peft_config("lora");
-  all_linear.set_target_modules("all-linear");
-  all_linear.set_use_rslora(true);
-  all_linear.set_lora_dropout(0.25);
-  cases.push_back({"lora all-linear rsLoRA dropout", all_linear, 12345});
+  for (const testing::PeftCase& method : testing::peft_cases()) {
+    cases.push_back({method.name, method.peft});
+    if (method.peft.target_modules() == "all-linear") {
+      cases.back().name += " dropout";
+      cases.back().peft.set_lora_dropout(0.25);
+      cases.back().dropout_seed = 12345;
+    }
+  }
   return cases;
 }
 

@@ -80,6 +80,14 @@ void expect_error_mentioning(Fn&& call, const std::string& text) {
   EXPECT_NE(message.find(text), std::string::npos) << "expected '" << text << "' in: " << message;
 }
 
+// Expects `call` to throw an ft::Error whose message contains each of `texts`.
+template <typename Fn>
+void expect_error_naming(Fn&& call, const std::vector<std::string>& texts) {
+  const std::string message = error_message(call);
+  for (const std::string& text : texts)
+    EXPECT_NE(message.find(text), std::string::npos) << "expected '" << text << "' in: " << message;
+}
+
 template <typename T>
 std::vector<double> widen(const std::vector<T>& values) {
   return std::vector<double>(values.begin(), values.end());
