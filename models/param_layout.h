@@ -42,6 +42,42 @@ struct LayerParamNames {
 };
 LayerParamNames layer_param_names(const ModelConfig& config, int64_t layer);
 
+// Fills one layer's weight views `w` (a struct with LayerParamNames' fields) with
+// find(name) (an empty name: an empty view); GPT-2's fused c_attn is cut into its q, k and v row
+// blocks by row_block(view, begin_row, end_row).
+template <typename Layer, typename Find, typename RowBlock>
+void bind_layer_weights(Layer& w, const LayerParamNames& n, const ModelConfig& config, Find&& find,
+                        RowBlock&& row_block) {
+  w.attn_norm_weight = find(n.attn_norm_weight);
+  w.attn_norm_bias = find(n.attn_norm_bias);
+  if (config.model_type == "gpt2") {
+    const int64_t q = config.q_dim(), kv = config.kv_dim();
+    const auto qkv = find(n.q_weight), qkv_bias = find(n.q_bias);
+    w.q_weight = row_block(qkv, 0, q);
+    w.k_weight = row_block(qkv, q, q + kv);
+    w.v_weight = row_block(qkv, q + kv, q + 2 * kv);
+    w.q_bias = row_block(qkv_bias, 0, q);
+    w.k_bias = row_block(qkv_bias, q, q + kv);
+    w.v_bias = row_block(qkv_bias, q + kv, q + 2 * kv);
+  } else {
+    w.q_weight = find(n.q_weight);
+    w.k_weight = find(n.k_weight);
+    w.v_weight = find(n.v_weight);
+    w.q_bias = find(n.q_bias);
+    w.k_bias = find(n.k_bias);
+    w.v_bias = find(n.v_bias);
+  }
+  w.o_weight = find(n.o_weight);
+  w.o_bias = find(n.o_bias);
+  w.mlp_norm_weight = find(n.mlp_norm_weight);
+  w.mlp_norm_bias = find(n.mlp_norm_bias);
+  w.gate_weight = find(n.gate_weight);
+  w.up_weight = find(n.up_weight);
+  w.up_bias = find(n.up_bias);
+  w.down_weight = find(n.down_weight);
+  w.down_bias = find(n.down_bias);
+}
+
 struct ModelParamNames {
   std::string token_embedding, position_embedding;  // position: GPT-2 only
   std::string final_norm_weight, final_norm_bias;

@@ -40,39 +40,14 @@ Transformer::Transformer(const ModelConfig& config, const ParameterStore& params
   lm_head_ = find(names.lm_head);
   embeddings_trainable_ = !token_embedding_.grad.empty() || !position_embedding_.grad.empty();
 
-  const int64_t q = config.q_dim(), kv = config.kv_dim();
+  const int64_t q = config.q_dim();
   lowest_trainable_layer_ = embeddings_trainable_ ? -1 : config.num_layers;
   for (int64_t layer = 0; layer < config.num_layers; ++layer) {
     LayerParamNames n = layer_param_names(config, layer);
     LayerWeights w;
-    w.attn_norm_weight = find(n.attn_norm_weight);
-    w.attn_norm_bias = find(n.attn_norm_bias);
-    if (config.model_type == "gpt2") {
-      // c_attn holds q, k and v as consecutive row blocks.
-      Weight qkv = find(n.q_weight), qkv_bias = find(n.q_bias);
-      w.q_weight = rows(qkv, 0, q);
-      w.k_weight = rows(qkv, q, q + kv);
-      w.v_weight = rows(qkv, q + kv, q + 2 * kv);
-      w.q_bias = rows(qkv_bias, 0, q);
-      w.k_bias = rows(qkv_bias, q, q + kv);
-      w.v_bias = rows(qkv_bias, q + kv, q + 2 * kv);
-    } else {
-      w.q_weight = find(n.q_weight);
-      w.k_weight = find(n.k_weight);
-      w.v_weight = find(n.v_weight);
-      w.q_bias = find(n.q_bias);
-      w.k_bias = find(n.k_bias);
-      w.v_bias = find(n.v_bias);
-    }
-    w.o_weight = find(n.o_weight);
-    w.o_bias = find(n.o_bias);
-    w.mlp_norm_weight = find(n.mlp_norm_weight);
-    w.mlp_norm_bias = find(n.mlp_norm_bias);
-    w.gate_weight = find(n.gate_weight);
-    w.up_weight = find(n.up_weight);
-    w.up_bias = find(n.up_bias);
-    w.down_weight = find(n.down_weight);
-    w.down_bias = find(n.down_bias);
+    bind_layer_weights(w, n, config, find, [&](const Weight& whole, int64_t begin, int64_t end) {
+      return rows(whole, begin, end);
+    });
     bool trainable = false;
     for (const Weight* part :
          {&w.attn_norm_weight, &w.attn_norm_bias, &w.q_weight, &w.k_weight, &w.v_weight, &w.q_bias,

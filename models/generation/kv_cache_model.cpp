@@ -66,33 +66,9 @@ KvCacheModel::KvCacheModel(const ModelConfig& config, const ParameterStore& para
   for (int64_t layer = 0; layer < config.num_layers; ++layer) {
     const LayerParamNames n = layer_param_names(config, layer);
     LayerWeights w;
-    w.attn_norm_weight = find(n.attn_norm_weight);
-    w.attn_norm_bias = find(n.attn_norm_bias);
-    if (config.model_type == "gpt2") {  // c_attn: q, k and v as consecutive row blocks
-      const Tensor qkv = find(n.q_weight), qkv_bias = find(n.q_bias);
-      w.q_weight = qkv.slice(0, qd);
-      w.k_weight = qkv.slice(qd, qd + kv);
-      w.v_weight = qkv.slice(qd + kv, qd + 2 * kv);
-      w.q_bias = qkv_bias.slice(0, qd);
-      w.k_bias = qkv_bias.slice(qd, qd + kv);
-      w.v_bias = qkv_bias.slice(qd + kv, qd + 2 * kv);
-    } else {
-      w.q_weight = find(n.q_weight);
-      w.k_weight = find(n.k_weight);
-      w.v_weight = find(n.v_weight);
-      w.q_bias = find(n.q_bias);
-      w.k_bias = find(n.k_bias);
-      w.v_bias = find(n.v_bias);
-    }
-    w.o_weight = find(n.o_weight);
-    w.o_bias = find(n.o_bias);
-    w.mlp_norm_weight = find(n.mlp_norm_weight);
-    w.mlp_norm_bias = find(n.mlp_norm_bias);
-    w.gate_weight = find(n.gate_weight);
-    w.up_weight = find(n.up_weight);
-    w.up_bias = find(n.up_bias);
-    w.down_weight = find(n.down_weight);
-    w.down_bias = find(n.down_bias);
+    bind_layer_weights(w, n, config, find, [](const Tensor& whole, int64_t begin, int64_t end) {
+      return whole.slice(begin, end);
+    });
     layers_.push_back(w);
   }
 
