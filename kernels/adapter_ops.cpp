@@ -9,6 +9,12 @@
 #include "kernels/ops.h"
 #include "runtime/error.h"
 
+#ifdef FT_WITH_CUDA
+#include "kernels/cuda/activation_cuda.h"
+#include "kernels/cuda/dropout_cuda.h"
+#include "kernels/cuda/elementwise_cuda.h"
+#endif
+
 namespace ft::ops {
 
 // ---- adapter encoders ------------------------------------------------------------------------
@@ -17,6 +23,9 @@ void relu_forward(const OpContext& ctx, Tensor out, Tensor x) {
   const ArgChecks check{"relu_forward", ctx};
   check.input("x", x);
   check.same("out", out, x);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::relu_forward(ctx, out, x);
+#endif
   check.cpu_only(x.dtype);
   FT_DISPATCH_CPU_FLOAT(
       check.op, x.dtype,
@@ -28,6 +37,9 @@ void relu_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor x) {
   check.input("x", x);
   check.same("dout", dout, x);
   check.same("dx", dx, x);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::relu_backward(ctx, dx, dout, x);
+#endif
   check.cpu_only(x.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, x.dtype,
                         cpu::relu_backward(dx.ptr<scalar_t>(), dout.ptr<scalar_t>(),
@@ -38,6 +50,9 @@ void tanh_forward(const OpContext& ctx, Tensor out, Tensor x) {
   const ArgChecks check{"tanh_forward", ctx};
   check.input("x", x);
   check.same("out", out, x);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::tanh_forward(ctx, out, x);
+#endif
   check.cpu_only(x.dtype);
   FT_DISPATCH_CPU_FLOAT(
       check.op, x.dtype,
@@ -49,6 +64,9 @@ void tanh_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor out) {
   check.input("out", out);
   check.same("dout", dout, out);
   check.same("dx", dx, out);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::tanh_backward(ctx, dx, dout, out);
+#endif
   check.cpu_only(out.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, out.dtype,
                         cpu::tanh_backward(dx.ptr<scalar_t>(), dout.ptr<scalar_t>(),
@@ -101,6 +119,11 @@ void dropout_forward(const OpContext& ctx, Tensor out, Tensor x, double p, uint6
   check.same("out", out, x);
   check.probability(p);
   check_column_shard(check, "x", x, col_offset, full_cols);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    return cuda::dropout(ctx, "dropout_forward", out, x, p, seed, col_offset, full_cols);
+  }
+#endif
   check.cpu_only(x.dtype);
   FT_DISPATCH_CPU_FLOAT(
       check.op, x.dtype,
@@ -114,6 +137,11 @@ void dropout_backward(const OpContext& ctx, Tensor dx, Tensor dout, double p, ui
   check.same("dx", dx, dout);
   check.probability(p);
   check_column_shard(check, "dout", dout, col_offset, full_cols);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    return cuda::dropout(ctx, "dropout_backward", dx, dout, p, seed, col_offset, full_cols);
+  }
+#endif
   check.cpu_only(dout.dtype);
   // The forward is linear in x: its backward applies the same mask and scale to dout.
   FT_DISPATCH_CPU_FLOAT(
@@ -131,6 +159,9 @@ void copy_columns(const OpContext& ctx, Tensor dst, Tensor src, int64_t offset) 
   check.tensor("src", src, {rows, src_cols}, src.dtype);
   check.tensor("dst", dst, {rows, width}, src.dtype);
   check.column_range(offset, width, "src", src_cols);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::copy_columns(ctx, dst, src, offset);
+#endif
   check.cpu_only(src.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, src.dtype,
                         cpu::copy_columns(dst.ptr<scalar_t>(), src.ptr<scalar_t>(), rows, width,
@@ -145,6 +176,9 @@ void add_to_columns(const OpContext& ctx, Tensor dst, Tensor src, int64_t offset
   check.tensor("dst", dst, {rows, dst_cols}, dst.dtype);
   check.tensor("src", src, {rows, width}, dst.dtype);
   check.column_range(offset, width, "dst", dst_cols);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::add_to_columns(ctx, dst, src, offset);
+#endif
   check.cpu_only(dst.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, dst.dtype,
                         cpu::add_to_columns(dst.ptr<scalar_t>(), src.ptr<scalar_t>(), rows, width,

@@ -1,5 +1,8 @@
 // Attention entry points: argument checks naming the argument, the workspace check, then the CPU
-// kernels of kernels/cpu/attention_cpu.h.
+// kernels of kernels/cpu/attention_cpu.h or the CUDA ones of kernels/cuda/attention_cuda.h.
+// dtypes: CPU f32/f64 with everything in q's dtype; CUDA f32/bf16 with lse in f32 (a bf16 lse
+// would put a 2^-8 relative error into every recomputed probability) and dprefix_k/v in f32 or
+// q's dtype (fp32 gradients of trainable bf16 prefixes).
 #include <cmath>
 #include <initializer_list>
 #include <string_view>
@@ -8,6 +11,10 @@
 #include "kernels/cpu/attention_cpu.h"
 #include "kernels/dispatch.h"
 #include "kernels/ops.h"
+
+#ifdef FT_WITH_CUDA
+#include "kernels/cuda/attention_cuda.h"
+#endif
 
 namespace ft::ops {
 namespace {
@@ -47,17 +54,18 @@ cpu::AttentionDims attention_dims(std::string_view op, const Tensor& q, const Te
 }
 
 // Device, dtype and shape of everything the forward and the backward both read.
-void check_common(std::string_view op, const cpu::AttentionDims& dims, const Tensor& q,
-                  const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& prefix_k,
-                  const Tensor& prefix_v, const Tensor& segment_ids) {
+void check_common(std::string_view op, const OpContext& ctx, const cpu::AttentionDims& dims,
+                  const Tensor& q, const Tensor& v, const Tensor& out, const Tensor& lse,
+                  const Tensor& prefix_k, const Tensor& prefix_v, const Tensor& segment_ids) {
   const Shape q_shape{dims.batch, dims.seq_len, dims.q_heads, dims.head_dim};
   const Shape kv_shape{dims.batch, dims.seq_len, dims.kv_heads, dims.head_dim};
   check_shape(op, "v", v, kv_shape);
   check_shape(op, "out", out, q_shape);
   check_shape(op, "lse", lse, Shape{dims.batch, dims.q_heads, dims.seq_len});
-  for (auto [name, tensor] : NamedTensors{{"v", &v}, {"out", &out}, {"lse", &lse}}) {
+  for (auto [name, tensor] : NamedTensors{{"v", &v}, {"out", &out}}) {
     check_dtype(op, name, *tensor, q.dtype);
   }
+  check_dtype(op, "lse", lse, stats_dtype(q.dtype));
   if (prefix_k.empty() != prefix_v.empty()) {
     fail(
         "op {}: prefix_k and prefix_v must both be given or both be empty (prefix_k {}, "
@@ -76,9 +84,9 @@ void check_common(std::string_view op, const cpu::AttentionDims& dims, const Ten
   }
 }
 
+// needed: the bytes this call uses (the CPU's for its dtype and threads unless given).
 void check_workspace(std::string_view op, const OpContext& ctx, DType dtype,
-                     const cpu::AttentionDims& dims) {
-  const size_t needed = cpu::attention_workspace_bytes(dims, dtype_size(dtype), ctx.num_threads);
+                     const cpu::AttentionDims& dims, size_t needed) {
   if (needed > 0 && (ctx.workspace.data == nullptr || ctx.workspace.bytes < needed)) {
     fail(
         "op {}: ctx.workspace holds {} bytes, needs {} bytes (attention_workspace_bytes for "
@@ -88,6 +96,22 @@ void check_workspace(std::string_view op, const OpContext& ctx, DType dtype,
         ctx.num_threads);
   }
 }
+void check_workspace(std::string_view op, const OpContext& ctx, DType dtype,
+                     const cpu::AttentionDims& dims) {
+  check_workspace(op, ctx, dtype, dims,
+                  cpu::attention_workspace_bytes(dims, dtype_size(dtype), ctx.num_threads));
+}
+
+double resolved_scale(const AttentionArgs& args, int64_t head_dim) {
+  return args.scale != 0.0 ? args.scale : 1.0 / std::sqrt(static_cast<double>(head_dim));
+}
+
+#ifdef FT_WITH_CUDA
+// The dtypes the CUDA kernels take; others are refused naming the op.
+void check_cuda_dtype(std::string_view op, DType dtype) {
+  if (dtype != DType::f32 && dtype != DType::bf16) unsupported(op, Device::cuda, dtype);
+}
+#endif
 
 template <typename T>
 cpu::AttentionInputs<T> attention_inputs(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -102,7 +126,7 @@ cpu::AttentionInputs<T> attention_inputs(const Tensor& q, const Tensor& k, const
   in.prefix_v = prefix_v.empty() ? nullptr : prefix_v.ptr<T>();
   in.segment_ids = segment_ids.empty() ? nullptr : segment_ids.ptr<int32_t>();
   in.causal = args.causal;
-  in.scale = args.scale != 0.0 ? args.scale : 1.0 / std::sqrt(static_cast<double>(head_dim));
+  in.scale = resolved_scale(args, head_dim);
   return in;
 }
 
@@ -124,7 +148,16 @@ void attention_forward(const OpContext& ctx, Tensor out, Tensor lse, Tensor q, T
   }
   const cpu::AttentionDims dims = attention_dims(op, q, k, prefix_k);
   check_dtype(op, "k", k, q.dtype);
-  check_common(op, dims, q, v, out, lse, prefix_k, prefix_v, segment_ids);
+  check_common(op, ctx, dims, q, v, out, lse, prefix_k, prefix_v, segment_ids);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    check_cuda_dtype(op, q.dtype);
+    if (q.numel() == 0) return;
+    cuda::attention_forward(ctx, out, lse, q, k, v, prefix_k, prefix_v, segment_ids, dims,
+                            args.causal, resolved_scale(args, dims.head_dim));
+    return;
+  }
+#endif
   if (ctx.device != Device::cpu) unsupported(op, ctx.device, q.dtype);
   if (q.numel() == 0) return;
   FT_DISPATCH_CPU_FLOAT(op, q.dtype, {
@@ -159,7 +192,7 @@ void attention_backward(const OpContext& ctx, Tensor dq, Tensor dk, Tensor dv, T
   }
   const cpu::AttentionDims dims = attention_dims(op, q, k, prefix_k);
   check_dtype(op, "k", k, q.dtype);
-  check_common(op, dims, q, v, out, lse, prefix_k, prefix_v, segment_ids);
+  check_common(op, ctx, dims, q, v, out, lse, prefix_k, prefix_v, segment_ids);
   check_shape(op, "dq", dq, q.shape);
   check_shape(op, "dk", dk, k.shape);
   check_shape(op, "dv", dv, k.shape);
@@ -171,8 +204,21 @@ void attention_backward(const OpContext& ctx, Tensor dq, Tensor dk, Tensor dv, T
     if (tensor->empty()) continue;
     if (prefix_k.empty()) fail("op {}: {} is given but there is no prefix_k/prefix_v", op, name);
     check_shape(op, name, *tensor, prefix_k.shape);
-    check_dtype(op, name, *tensor, q.dtype);
+    check_dtype(op, name, *tensor, param_grad_dtype(tensor->dtype, q.dtype));
   }
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    check_cuda_dtype(op, q.dtype);
+    if (q.numel() == 0) return;
+    const bool prefix_grads = dims.prefix_len > 0 && (!dprefix_k.empty() || !dprefix_v.empty());
+    check_workspace(op, ctx, q.dtype, dims,
+                    cuda::attention_backward_workspace_bytes(dims, prefix_grads));
+    cuda::attention_backward(ctx, dq, dk, dv, dprefix_k, dprefix_v, dout, out, lse, q, k, v,
+                             prefix_k, prefix_v, segment_ids, dims, args.causal,
+                             resolved_scale(args, dims.head_dim));
+    return;
+  }
+#endif
   if (ctx.device != Device::cpu) unsupported(op, ctx.device, q.dtype);
   if (q.numel() == 0) return;
   FT_DISPATCH_CPU_FLOAT(op, q.dtype, {
@@ -191,7 +237,14 @@ size_t attention_workspace_bytes(const OpContext& ctx, DType dtype, int64_t batc
                                  int64_t q_heads, int64_t kv_heads, int64_t head_dim,
                                  int64_t prefix_len) {
   constexpr std::string_view op = "attention_workspace_bytes";
-  if (ctx.device != Device::cpu || !supports("attention_forward", ctx.device, dtype)) {
+#ifdef FT_WITH_CUDA
+  const bool on_cuda = ctx.device == Device::cuda;
+  if (on_cuda) check_cuda_dtype(op, dtype);
+#else
+  constexpr bool on_cuda = false;
+#endif
+  if (!on_cuda &&
+      (ctx.device != Device::cpu || !supports("attention_forward", ctx.device, dtype))) {
     unsupported(op, ctx.device, dtype);
   }
   if (batch < 0 || seq_len < 0 || head_dim < 0 || prefix_len < 0 || kv_heads <= 0 ||
@@ -201,9 +254,12 @@ size_t attention_workspace_bytes(const OpContext& ctx, DType dtype, int64_t batc
         "multiple of Hkv > 0)",
         op, batch, seq_len, q_heads, kv_heads, head_dim, prefix_len);
   }
-  return cpu::attention_workspace_bytes(
-      cpu::AttentionDims{batch, seq_len, q_heads, kv_heads, head_dim, prefix_len},
-      dtype_size(dtype), ctx.num_threads);
+  const cpu::AttentionDims dims{batch, seq_len, q_heads, kv_heads, head_dim, prefix_len};
+#ifdef FT_WITH_CUDA
+  // The forward needs none; the backward's delta and prefix partials, with prefix gradients.
+  if (on_cuda) return cuda::attention_backward_workspace_bytes(dims, prefix_len > 0);
+#endif
+  return cpu::attention_workspace_bytes(dims, dtype_size(dtype), ctx.num_threads);
 }
 
 }  // namespace ft::ops

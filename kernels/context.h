@@ -22,12 +22,17 @@ struct OpCounters {
   int64_t forward_products = 0;      // forward GEMMs
 };
 
+// On the CUDA backend, create the context with cuda::CudaOpResources
+// (kernels/cuda/op_resources_cuda.h), which owns the stream and the cuBLASLt handle and fills
+// device, stream and blas. There, workspace is device memory.
 struct OpContext {
   Device device = Device::cpu;
   int num_threads = 1;
   Workspace workspace;
   OpCounters* counters = nullptr;  // optional
-  void* stream = nullptr;          // cudaStream_t on the CUDA backend
+  void* stream = nullptr;          // cudaStream_t on the CUDA backend (null: the default stream)
+  void* blas = nullptr;            // CUDA: a cuda::BlasResources* (cuBLASLt handle and its
+                                   // workspace), required by linear_forward / linear_backward
 };
 
 }  // namespace ft

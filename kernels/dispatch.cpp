@@ -4,10 +4,73 @@
 
 namespace ft::ops {
 
+namespace {
+
+#ifdef FT_WITH_CUDA
+// Ops with a CUDA implementation (kernels/cuda/) for f32 and bf16 activations.
+constexpr std::string_view kCudaFloatOps[] = {"attention_forward",
+                                              "attention_backward",
+                                              "linear_forward",
+                                              "linear_backward",
+                                              "embedding_forward",
+                                              "embedding_backward",
+                                              "rmsnorm_forward",
+                                              "rmsnorm_backward",
+                                              "layernorm_forward",
+                                              "layernorm_backward",
+                                              "rope_build_tables",
+                                              "rope_forward",
+                                              "rope_backward",
+                                              "swiglu_forward",
+                                              "swiglu_backward",
+                                              "gelu_forward",
+                                              "gelu_backward",
+                                              "relu_forward",
+                                              "relu_backward",
+                                              "tanh_forward",
+                                              "tanh_backward",
+                                              "dropout_forward",
+                                              "dropout_backward",
+                                              "copy_columns",
+                                              "add_to_columns",
+                                              "add",
+                                              "scale",
+                                              "cross_entropy_forward",
+                                              "cross_entropy_backward",
+                                              "embedding_forward_shard",
+                                              "embedding_backward_shard",
+                                              "cross_entropy_shard_stats",
+                                              "cross_entropy_backward_shard",
+                                              "sum_squares",
+                                              "sum",
+                                              "count_correct"};
+// Ops whose CUDA implementation takes f32 only: the fp32 master weights, f32 shard stats.
+constexpr std::string_view kCudaF32Ops[] = {"adamw_update", "cross_entropy_combine_shards"};
+
+bool listed(std::string_view op, const auto& names) {
+  for (std::string_view name : names)
+    if (name == op) return true;
+  return false;
+}
+
+bool cuda_supports(std::string_view op, DType dtype) {
+  if (op == "cast") return dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f64;
+  if (op == "zero") return true;
+  if (listed(op, kCudaF32Ops)) return dtype == DType::f32;
+  if (listed(op, kCudaFloatOps)) return dtype == DType::f32 || dtype == DType::bf16;
+  return false;
+}
+#endif
+
+}  // namespace
+
 bool supports(std::string_view op, Device device, DType dtype) {
   if (device == Device::cpu) return dtype == DType::f32 || dtype == DType::f64;
-  // The CUDA training backend (bf16 with fp32 master weights) is not built yet: no op runs there.
-  return false;
+#ifdef FT_WITH_CUDA
+  return cuda_supports(op, dtype);
+#else
+  return false;  // a build without CUDA runs no op there
+#endif
 }
 
 void unsupported(std::string_view op, Device device, DType dtype) {

@@ -10,7 +10,8 @@
 namespace ft::ops {
 
 // Which (op, device, dtype) combinations have an implementation. The CPU backend supports f32
-// and f64 for every op of ops.h.
+// and f64 for every op of ops.h; the CUDA backend (builds with FT_WITH_CUDA) f32 and bf16 for the
+// ops kernels/cuda/ implements (kernels/dispatch.cpp lists them).
 bool supports(std::string_view op, Device device, DType dtype);
 
 [[noreturn]] void unsupported(std::string_view op, Device device, DType dtype);

@@ -6,6 +6,11 @@
 #include "kernels/dispatch.h"
 #include "kernels/ops.h"
 
+#ifdef FT_WITH_CUDA
+#include "kernels/cuda/device_errors_cuda.h"
+#include "kernels/cuda/reduction_cuda.h"
+#endif
+
 namespace ft::ops {
 namespace {
 
@@ -49,6 +54,9 @@ int64_t count_correct_cpu(const T* logits, const int32_t* targets, int64_t rows,
 
 double sum(const OpContext& ctx, Tensor x) {
   check_device("sum", ctx, "x", x);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::sum(ctx, x);
+#endif
   if (ctx.device != Device::cpu) unsupported("sum", ctx.device, x.dtype);
   double total = 0.0;
   FT_DISPATCH_CPU_FLOAT("sum", x.dtype,
@@ -62,12 +70,23 @@ int64_t count_correct(const OpContext& ctx, Tensor logits, Tensor targets) {
   check_dtype("count_correct", "targets", targets, DType::i32);
   FT_CHECK(logits.rank() == 2, "count_correct: logits must be (N, V), got {}", logits.shape.str());
   check_shape("count_correct", "targets", targets, Shape{logits.dim(0)});
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::count_correct(ctx, logits, targets);
+#endif
   if (ctx.device != Device::cpu) unsupported("count_correct", ctx.device, logits.dtype);
   int64_t correct = 0;
   FT_DISPATCH_CPU_FLOAT("count_correct", logits.dtype,
                         correct = count_correct_cpu(logits.ptr<scalar_t>(), targets.ptr<int32_t>(),
                                                     logits.dim(0), logits.dim(1), ctx.num_threads));
   return correct;
+}
+
+void check_device_errors(const OpContext& ctx) {
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) cuda::check_device_errors(ctx);
+#else
+  (void)ctx;  // CPU kernels throw where they find a bad index
+#endif
 }
 
 }  // namespace ft::ops

@@ -8,6 +8,12 @@
 //  - Parameter gradients (dweight, dbias, dtable, dprefix_*) are ACCUMULATED (+=), so micro-batches
 //    add into one gradient buffer. An empty parameter-gradient tensor means "frozen: skip it".
 //  - An empty optional input (bias, weights, segment_ids, prefix) means "absent".
+//  - Mixed precision (CUDA): with bf16 activations, per-row statistics (rstd, mean, lse, losses,
+//    loss weights, shard stats and parts) are f32 (stats_dtype), and parameter gradients
+//    (dweight, dbias, dtable) may be f32, accumulated in fp32, or bf16 (param_grad_dtype). With
+//    f32 or f64 activations every tensor of an op shares their dtype.
+//  - CUDA kernels cannot throw: a bad index (ids, positions, targets) is recorded on the device
+//    and raised by check_device_errors, which the synchronizing ops call (see there).
 #pragma once
 
 #include <cstdint>
@@ -16,6 +22,16 @@
 #include "runtime/tensor.h"
 
 namespace ft::ops {
+
+// The dtype of the per-row statistics of an op on `activations`: f32 for bf16, else the same.
+constexpr DType stats_dtype(DType activations) {
+  return activations == DType::bf16 ? DType::f32 : activations;
+}
+// The dtype an argument check expects of parameter gradient `grad` beside `activations`: f32 is
+// accepted besides bf16 for bf16 activations; otherwise the activations' dtype.
+constexpr DType param_grad_dtype(DType grad, DType activations) {
+  return activations == DType::bf16 && grad == DType::f32 ? DType::f32 : activations;
+}
 
 // ---- embedding -------------------------------------------------------------------------------
 // out (N, C) = table (V, C) [ids (N) i32]. Ids outside [0, V) are an error naming the id.
@@ -201,12 +217,16 @@ struct AdamWArgs {
   int64_t step = 1;           // 1-based, for bias correction
   double grad_scale = 1.0;    // the update uses grad_scale * grads (gradient clipping, fused)
 };
-// One AdamW step over a span of parameters (params, grads, m, v: same shape; f32 or f64).
-// Callers pass weight_decay = 0 for spans that must not decay (norms, biases). grads is only read:
-// with grad_scale != 1 the scaled gradient is used but never stored.
+// One AdamW step over a span of parameters (params, grads, m, v: same shape; f32 or f64; on
+// CUDA f32 only: the fp32 master weights). Callers pass weight_decay = 0 for spans that must not
+// decay (norms, biases). grads is only read: with grad_scale != 1 the scaled gradient is used but
+// never stored. params_copy, optional (same shape, any float dtype, usually bf16): receives the
+// updated params converted to its dtype in the same pass (the bf16 weights the model computes
+// with), as cast(params_copy, params) after the step would.
 void adamw_update(const OpContext& ctx, Tensor params, Tensor grads, Tensor m, Tensor v,
-                  const AdamWArgs& args);
-// Sum of squares of x, accumulated in double.
+                  const AdamWArgs& args, Tensor params_copy = {});
+// Sum of squares of x, accumulated in double. On CUDA (f32 or bf16 x) the value comes back to the
+// host: one stream synchronization per call, as for sum and count_correct.
 double sum_squares(const OpContext& ctx, Tensor x);
 
 // ---- reductions for metrics (kernels/metrics_ops.cpp) ---------------------------------------
@@ -215,5 +235,12 @@ double sum(const OpContext& ctx, Tensor x);
 // Rows of logits (N, V) whose argmax equals targets (N) i32, over rows whose target is not
 // kIgnoreIndex (mean token accuracy's numerator). Ties go to the lowest index.
 int64_t count_correct(const OpContext& ctx, Tensor logits, Tensor targets);
+
+// Waits for ctx.stream and throws the first bad index a CUDA kernel recorded since the last check
+// (naming the op, the argument and the element), clearing the record. sum, sum_squares,
+// count_correct and the ops' `correct` counts call it after their one synchronization; a training
+// step that reads its loss through sum therefore reports bad ids within the step. Nothing to do
+// on the CPU, whose kernels throw directly.
+void check_device_errors(const OpContext& ctx);
 
 }  // namespace ft::ops

@@ -14,6 +14,18 @@
 #include "kernels/dispatch.h"
 #include "kernels/ops.h"
 
+#ifdef FT_WITH_CUDA
+#include "kernels/cuda/activation_cuda.h"
+#include "kernels/cuda/cross_entropy_cuda.h"
+#include "kernels/cuda/elementwise_cuda.h"
+#include "kernels/cuda/embedding_cuda.h"
+#include "kernels/cuda/linear_cuda.h"
+#include "kernels/cuda/norm_cuda.h"
+#include "kernels/cuda/optimizer_cuda.h"
+#include "kernels/cuda/reduction_cuda.h"
+#include "kernels/cuda/rope_cuda.h"
+#endif
+
 namespace ft::ops {
 namespace {
 
@@ -34,6 +46,11 @@ void embedding_forward(const OpContext& ctx, Tensor out, Tensor ids, Tensor tabl
   check.tensor("ids", ids, {rows}, DType::i32);
   check.tensor("table", table, {vocab, cols}, table.dtype);
   check.tensor("out", out, {rows, cols}, table.dtype);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    return cuda::embedding_forward_shard(ctx, "embedding_forward", out, ids, table, 0, vocab);
+  }
+#endif
   check.cpu_only(table.dtype);
   FT_DISPATCH_CPU_FLOAT(
       check.op, table.dtype,
@@ -47,9 +64,14 @@ void embedding_backward(const OpContext& ctx, Tensor dtable, Tensor ids, Tensor 
   check.rank("ids", ids, 1);
   check.rank("dtable", dtable, 2);
   int64_t rows = ids.dim(0), vocab = dtable.dim(0), cols = dtable.dim(1);
-  check.tensor("dtable", dtable, {vocab, cols}, dtable.dtype);
+  check.tensor("dtable", dtable, {vocab, cols}, param_grad_dtype(dtable.dtype, dout.dtype));
   check.tensor("ids", ids, {rows}, DType::i32);
-  check.tensor("dout", dout, {rows, cols}, dtable.dtype);
+  check.tensor("dout", dout, {rows, cols}, dout.dtype);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    return cuda::embedding_backward_shard(ctx, "embedding_backward", dtable, ids, dout, 0, vocab);
+  }
+#endif
   check.cpu_only(dtable.dtype);
   FT_DISPATCH_CPU_FLOAT(
       check.op, dtable.dtype,
@@ -67,7 +89,10 @@ void rmsnorm_forward(const OpContext& ctx, Tensor out, Tensor rstd, Tensor x, Te
   check.tensor("x", x, {rows, cols}, x.dtype);
   check.tensor("weight", weight, {cols}, x.dtype);
   check.tensor("out", out, {rows, cols}, x.dtype);
-  check.tensor("rstd", rstd, {rows}, x.dtype);
+  check.tensor("rstd", rstd, {rows}, stats_dtype(x.dtype));
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::rmsnorm_forward(ctx, out, rstd, x, weight, eps);
+#endif
   check.cpu_only(x.dtype);
   FT_DISPATCH_CPU_FLOAT(
       check.op, x.dtype,
@@ -83,9 +108,14 @@ void rmsnorm_backward(const OpContext& ctx, Tensor dx, Tensor dweight, Tensor do
   check.tensor("x", x, {rows, cols}, x.dtype);
   check.tensor("dout", dout, {rows, cols}, x.dtype);
   check.tensor("weight", weight, {cols}, x.dtype);
-  check.tensor("rstd", rstd, {rows}, x.dtype);
+  check.tensor("rstd", rstd, {rows}, stats_dtype(x.dtype));
   check.tensor("dx", dx, {rows, cols}, x.dtype);
-  check.optional("dweight", dweight, {cols}, x.dtype);
+  check.optional("dweight", dweight, {cols}, param_grad_dtype(dweight.dtype, x.dtype));
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    return cuda::rmsnorm_backward(ctx, dx, dweight, dout, x, weight, rstd);
+  }
+#endif
   check.cpu_only(x.dtype);
   FT_DISPATCH_CPU_FLOAT(
       check.op, x.dtype,
@@ -103,8 +133,13 @@ void layernorm_forward(const OpContext& ctx, Tensor out, Tensor mean, Tensor rst
   check.tensor("weight", weight, {cols}, x.dtype);
   check.optional("bias", bias, {cols}, x.dtype);
   check.tensor("out", out, {rows, cols}, x.dtype);
-  check.tensor("mean", mean, {rows}, x.dtype);
-  check.tensor("rstd", rstd, {rows}, x.dtype);
+  check.tensor("mean", mean, {rows}, stats_dtype(x.dtype));
+  check.tensor("rstd", rstd, {rows}, stats_dtype(x.dtype));
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    return cuda::layernorm_forward(ctx, out, mean, rstd, x, weight, bias, eps);
+  }
+#endif
   check.cpu_only(x.dtype);
   FT_DISPATCH_CPU_FLOAT(
       check.op, x.dtype,
@@ -121,11 +156,16 @@ void layernorm_backward(const OpContext& ctx, Tensor dx, Tensor dweight, Tensor 
   check.tensor("x", x, {rows, cols}, x.dtype);
   check.tensor("dout", dout, {rows, cols}, x.dtype);
   check.tensor("weight", weight, {cols}, x.dtype);
-  check.tensor("mean", mean, {rows}, x.dtype);
-  check.tensor("rstd", rstd, {rows}, x.dtype);
+  check.tensor("mean", mean, {rows}, stats_dtype(x.dtype));
+  check.tensor("rstd", rstd, {rows}, stats_dtype(x.dtype));
   check.tensor("dx", dx, {rows, cols}, x.dtype);
-  check.optional("dweight", dweight, {cols}, x.dtype);
-  check.optional("dbias", dbias, {cols}, x.dtype);
+  check.optional("dweight", dweight, {cols}, param_grad_dtype(dweight.dtype, x.dtype));
+  check.optional("dbias", dbias, {cols}, param_grad_dtype(dbias.dtype, x.dtype));
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    return cuda::layernorm_backward(ctx, dx, dweight, dbias, dout, x, weight, mean, rstd);
+  }
+#endif
   check.cpu_only(x.dtype);
   FT_DISPATCH_CPU_FLOAT(
       check.op, x.dtype,
@@ -148,6 +188,9 @@ void rope_build_tables(const OpContext& ctx, Tensor cos, Tensor sin, double thet
     fail("op {}: llama3 scaling needs high_freq_factor ({}) > low_freq_factor ({})", check.op,
          scaling.high_freq_factor, scaling.low_freq_factor);
   }
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::rope_build_tables(ctx, cos, sin, theta, scaling);
+#endif
   check.cpu_only(cos.dtype);
   FT_DISPATCH_CPU_FLOAT(
       check.op, cos.dtype,
@@ -171,7 +214,6 @@ void check_rope(const ArgChecks& check, const Tensor& x, const Tensor& positions
   check.tensor("positions", positions, {rows}, DType::i32);
   check.tensor("cos", cos, {cos.dim(0), head_dim / 2}, x.dtype);
   check.tensor("sin", sin, {cos.dim(0), head_dim / 2}, x.dtype);
-  check.cpu_only(x.dtype);
 }
 
 }  // namespace
@@ -179,6 +221,12 @@ void check_rope(const ArgChecks& check, const Tensor& x, const Tensor& positions
 void rope_forward(const OpContext& ctx, Tensor x, Tensor positions, Tensor cos, Tensor sin) {
   const ArgChecks check{"rope_forward", ctx};
   check_rope(check, x, positions, cos, sin);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    return cuda::rope_rotate(ctx, "rope_forward", false, x, positions, cos, sin);
+  }
+#endif
+  check.cpu_only(x.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, x.dtype,
                         cpu::rope_forward(x.ptr<scalar_t>(), positions.ptr<int32_t>(),
                                           cos.ptr<scalar_t>(), sin.ptr<scalar_t>(), x.dim(0),
@@ -188,6 +236,12 @@ void rope_forward(const OpContext& ctx, Tensor x, Tensor positions, Tensor cos, 
 void rope_backward(const OpContext& ctx, Tensor dx, Tensor positions, Tensor cos, Tensor sin) {
   const ArgChecks check{"rope_backward", ctx};
   check_rope(check, dx, positions, cos, sin);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    return cuda::rope_rotate(ctx, "rope_backward", true, dx, positions, cos, sin);
+  }
+#endif
+  check.cpu_only(dx.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, dx.dtype,
                         cpu::rope_backward(dx.ptr<scalar_t>(), positions.ptr<int32_t>(),
                                            cos.ptr<scalar_t>(), sin.ptr<scalar_t>(), dx.dim(0),
@@ -204,6 +258,13 @@ void linear_forward(const OpContext& ctx, Tensor out, Tensor x, Tensor weight, T
   check.tensor("weight", weight, {out_features, in_features}, x.dtype);
   check.optional("bias", bias, {out_features}, x.dtype);
   check.tensor("out", out, {rows, out_features}, x.dtype);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    cuda::linear_forward(ctx, out, x, weight, bias);
+    if (ctx.counters) ++ctx.counters->forward_products;
+    return;
+  }
+#endif
   check.cpu_only(x.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, x.dtype,
                         cpu::linear_forward(out.ptr<scalar_t>(), x.ptr<scalar_t>(),
@@ -221,8 +282,19 @@ void linear_backward(const OpContext& ctx, Tensor dx, Tensor dweight, Tensor dbi
   check.tensor("weight", weight, {out_features, in_features}, x.dtype);
   check.tensor("dout", dout, {rows, out_features}, x.dtype);
   check.optional("dx", dx, {rows, in_features}, x.dtype);
-  check.optional("dweight", dweight, {out_features, in_features}, x.dtype);
-  check.optional("dbias", dbias, {out_features}, x.dtype);
+  check.optional("dweight", dweight, {out_features, in_features},
+                 param_grad_dtype(dweight.dtype, x.dtype));
+  check.optional("dbias", dbias, {out_features}, param_grad_dtype(dbias.dtype, x.dtype));
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    cuda::linear_backward(ctx, dx, dweight, dbias, dout, x, weight);
+    if (ctx.counters) {
+      if (!dx.empty()) ++ctx.counters->input_grad_products;
+      if (!dweight.empty()) ++ctx.counters->weight_grad_products;
+    }
+    return;
+  }
+#endif
   check.cpu_only(x.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, x.dtype, {
     if (!dx.empty()) {
@@ -251,6 +323,9 @@ void swiglu_forward(const OpContext& ctx, Tensor out, Tensor gate, Tensor up) {
   check.rank("gate", gate, 2);
   check.same("up", up, gate);
   check.same("out", out, gate);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::swiglu_forward(ctx, out, gate, up);
+#endif
   check.cpu_only(gate.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, gate.dtype,
                         cpu::swiglu_forward(out.ptr<scalar_t>(), gate.ptr<scalar_t>(),
@@ -265,6 +340,9 @@ void swiglu_backward(const OpContext& ctx, Tensor dgate, Tensor dup, Tensor dout
   check.same("dout", dout, gate);
   check.same("dgate", dgate, gate);
   check.same("dup", dup, gate);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::swiglu_backward(ctx, dgate, dup, dout, gate, up);
+#endif
   check.cpu_only(gate.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, gate.dtype,
                         cpu::swiglu_backward(dgate.ptr<scalar_t>(), dup.ptr<scalar_t>(),
@@ -276,6 +354,9 @@ void gelu_forward(const OpContext& ctx, Tensor out, Tensor x) {
   const ArgChecks check{"gelu_forward", ctx};
   check.rank("x", x, 2);
   check.same("out", out, x);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::gelu_forward(ctx, out, x);
+#endif
   check.cpu_only(x.dtype);
   FT_DISPATCH_CPU_FLOAT(
       check.op, x.dtype,
@@ -287,6 +368,9 @@ void gelu_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor x) {
   check.rank("x", x, 2);
   check.same("dout", dout, x);
   check.same("dx", dx, x);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::gelu_backward(ctx, dx, dout, x);
+#endif
   check.cpu_only(x.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, x.dtype,
                         cpu::gelu_backward(dx.ptr<scalar_t>(), dout.ptr<scalar_t>(),
@@ -300,6 +384,9 @@ void add(const OpContext& ctx, Tensor out, Tensor a, Tensor b) {
   check.tensor("a", a, a.shape, a.dtype);
   check.same("b", b, a);
   check.same("out", out, a);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::add(ctx, out, a, b);
+#endif
   check.cpu_only(a.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, a.dtype,
                         cpu::add(out.ptr<scalar_t>(), a.ptr<scalar_t>(), b.ptr<scalar_t>(),
@@ -309,6 +396,9 @@ void add(const OpContext& ctx, Tensor out, Tensor a, Tensor b) {
 void scale(const OpContext& ctx, Tensor x, double factor) {
   const ArgChecks check{"scale", ctx};
   check.tensor("x", x, x.shape, x.dtype);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::scale(ctx, x, factor);
+#endif
   check.cpu_only(x.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, x.dtype,
                         cpu::scale(x.ptr<scalar_t>(), factor, x.numel(), ctx.num_threads));
@@ -343,6 +433,9 @@ void cast(const OpContext& ctx, Tensor dst, Tensor src) {
     fail("op cast: argument dst has shape {} ({} elements), src has shape {} ({} elements)",
          dst.shape.str(), dst.numel(), src.shape.str(), src.numel());
   }
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::cast(ctx, dst, src);
+#endif
   check.cpu_only(dst.dtype);
   switch (dst.dtype) {
     case DType::f32:
@@ -359,6 +452,9 @@ void cast(const OpContext& ctx, Tensor dst, Tensor src) {
 void zero(const OpContext& ctx, Tensor x) {
   const ArgChecks check{"zero", ctx};
   check.tensor("x", x, x.shape, x.dtype);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::zero(ctx, x);
+#endif
   check.cpu_only(x.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, x.dtype,
                         cpu::zero(x.ptr<scalar_t>(), x.bytes(), ctx.num_threads));
@@ -372,11 +468,16 @@ void cross_entropy_forward(const OpContext& ctx, Tensor losses, Tensor lse, Tens
   check.rank("logits", logits, 2);
   int64_t rows = logits.dim(0), vocab = logits.dim(1);
   check.tensor("targets", targets, {rows}, DType::i32);
-  check.optional("weights", weights, {rows}, logits.dtype);
-  check.tensor("losses", losses, {rows}, logits.dtype);
-  check.tensor("lse", lse, {rows}, logits.dtype);
+  check.optional("weights", weights, {rows}, stats_dtype(logits.dtype));
+  check.tensor("losses", losses, {rows}, stats_dtype(logits.dtype));
+  check.tensor("lse", lse, {rows}, stats_dtype(logits.dtype));
   if (vocab == 0)
     fail("op {}: argument logits has shape {}: no classes", check.op, logits.shape.str());
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    return cuda::cross_entropy_forward(ctx, losses, lse, logits, targets, weights, correct);
+  }
+#endif
   check.cpu_only(logits.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, logits.dtype,
                         cpu::cross_entropy_forward(losses.ptr<scalar_t>(), lse.ptr<scalar_t>(),
@@ -391,9 +492,14 @@ void cross_entropy_backward(const OpContext& ctx, Tensor dlogits, Tensor logits,
   check.rank("logits", logits, 2);
   int64_t rows = logits.dim(0), vocab = logits.dim(1);
   check.tensor("dlogits", dlogits, {rows, vocab}, logits.dtype);
-  check.tensor("lse", lse, {rows}, logits.dtype);
+  check.tensor("lse", lse, {rows}, stats_dtype(logits.dtype));
   check.tensor("targets", targets, {rows}, DType::i32);
-  check.optional("weights", weights, {rows}, logits.dtype);
+  check.optional("weights", weights, {rows}, stats_dtype(logits.dtype));
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    return cuda::cross_entropy_backward(ctx, dlogits, logits, lse, targets, weights, dloss);
+  }
+#endif
   check.cpu_only(logits.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, logits.dtype,
                         cpu::cross_entropy_backward(dlogits.ptr<scalar_t>(), logits.ptr<scalar_t>(),
@@ -405,23 +511,37 @@ void cross_entropy_backward(const OpContext& ctx, Tensor dlogits, Tensor logits,
 // ---- optimizer -------------------------------------------------------------------------------
 
 void adamw_update(const OpContext& ctx, Tensor params, Tensor grads, Tensor m, Tensor v,
-                  const AdamWArgs& args) {
+                  const AdamWArgs& args, Tensor params_copy) {
   const ArgChecks check{"adamw_update", ctx};
   check.tensor("params", params, params.shape, params.dtype);
   check.same("grads", grads, params);
   check.same("m", m, params);
   check.same("v", v, params);
+  if (!params_copy.empty()) {
+    if (params_copy.dtype == DType::i32) {
+      fail("op {}: argument params_copy has dtype i32, expected a float dtype", check.op);
+    }
+    check.tensor("params_copy", params_copy, params.shape, params_copy.dtype);
+  }
   if (args.step < 1) fail("op {}: step is {}, expected >= 1 (1-based)", check.op, args.step);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda)
+    return cuda::adamw_update(ctx, params, grads, m, v, args, params_copy);
+#endif
   check.cpu_only(params.dtype);
   FT_DISPATCH_CPU_FLOAT(
       check.op, params.dtype,
       cpu::adamw_update(params.ptr<scalar_t>(), grads.ptr<scalar_t>(), m.ptr<scalar_t>(),
                         v.ptr<scalar_t>(), params.numel(), args, ctx.num_threads));
+  if (!params_copy.empty()) cast(ctx, params_copy, params);  // the updated values, converted
 }
 
 double sum_squares(const OpContext& ctx, Tensor x) {
   const ArgChecks check{"sum_squares", ctx};
   check.tensor("x", x, x.shape, x.dtype);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) return cuda::sum_squares(ctx, x);
+#endif
   check.cpu_only(x.dtype);
   double total = 0.0;
   FT_DISPATCH_CPU_FLOAT(check.op, x.dtype,

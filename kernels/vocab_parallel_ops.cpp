@@ -10,6 +10,11 @@
 #include "kernels/ops.h"
 #include "runtime/error.h"
 
+#ifdef FT_WITH_CUDA
+#include "kernels/cuda/embedding_cuda.h"
+#include "kernels/cuda/vocab_parallel_cuda.h"
+#endif
+
 namespace ft::ops {
 namespace {
 
@@ -52,6 +57,12 @@ void embedding_forward_shard(const OpContext& ctx, Tensor out, Tensor ids, Tenso
         "vocabulary's [0, {}) (vocab_size)",
         check.op, vocab_begin, vocab_begin + local_vocab, vocab_begin, local_vocab, vocab_size);
   }
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    return cuda::embedding_forward_shard(ctx, "embedding_forward_shard", out, ids, table,
+                                         vocab_begin, vocab_size);
+  }
+#endif
   check.cpu_only(table.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, table.dtype,
                         cpu::embedding_forward_shard(
@@ -66,10 +77,17 @@ void embedding_backward_shard(const OpContext& ctx, Tensor dtable, Tensor ids, T
   check.rank("ids", ids, 1);
   check.rank("dtable", dtable, 2);
   const int64_t rows = ids.dim(0), local_vocab = dtable.dim(0), cols = dtable.dim(1);
-  check.tensor("dtable", dtable, {local_vocab, cols}, dtable.dtype);
+  check.tensor("dtable", dtable, {local_vocab, cols}, param_grad_dtype(dtable.dtype, dout.dtype));
   check.tensor("ids", ids, {rows}, DType::i32);
-  check.tensor("dout", dout, {rows, cols}, dtable.dtype);
+  check.tensor("dout", dout, {rows, cols}, dout.dtype);
   check_vocab_begin(check, vocab_begin);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    // vocab_size 0: the shard checks only that ids are not negative (as the CPU).
+    return cuda::embedding_backward_shard(ctx, "embedding_backward_shard", dtable, ids, dout,
+                                          vocab_begin, 0);
+  }
+#endif
   check.cpu_only(dtable.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, dtable.dtype,
                         cpu::embedding_backward_shard(dtable.ptr<scalar_t>(), ids.ptr<int32_t>(),
@@ -85,13 +103,18 @@ void cross_entropy_shard_stats(const OpContext& ctx, Tensor stats, Tensor logits
   check.rank("logits", logits, 2);
   const int64_t rows = logits.dim(0), local_vocab = logits.dim(1);
   check.tensor("targets", targets, {rows}, DType::i32);
-  check.tensor("stats", stats, {rows, kStats}, logits.dtype);
+  check.tensor("stats", stats, {rows, kStats}, stats_dtype(logits.dtype));
   if (local_vocab == 0) {
     fail("op {}: argument logits has shape {}: the shard has no columns", check.op,
          logits.shape.str());
   }
   check_vocab_begin(check, vocab_begin);
-  check_indices_representable(check, logits.dtype, vocab_begin + local_vocab);
+  check_indices_representable(check, stats.dtype, vocab_begin + local_vocab);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    return cuda::cross_entropy_shard_stats(ctx, stats, logits, targets, vocab_begin);
+  }
+#endif
   check.cpu_only(logits.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, logits.dtype,
                         cpu::cross_entropy_shard_stats(
@@ -110,6 +133,11 @@ void cross_entropy_combine_shards(const OpContext& ctx, Tensor losses, Tensor ls
   check.tensor("targets", targets, {rows}, DType::i32);
   check.tensor("losses", losses, {rows}, parts.dtype);
   check.tensor("lse", lse, {rows}, parts.dtype);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    return cuda::cross_entropy_combine_shards(ctx, losses, lse, parts, targets, correct);
+  }
+#endif
   check.cpu_only(parts.dtype);
   FT_DISPATCH_CPU_FLOAT(check.op, parts.dtype,
                         cpu::cross_entropy_combine_shards(
@@ -123,9 +151,15 @@ void cross_entropy_backward_shard(const OpContext& ctx, Tensor dlogits, Tensor l
   check.rank("logits", logits, 2);
   const int64_t rows = logits.dim(0), local_vocab = logits.dim(1);
   check.tensor("dlogits", dlogits, {rows, local_vocab}, logits.dtype);
-  check.tensor("lse", lse, {rows}, logits.dtype);
+  check.tensor("lse", lse, {rows}, stats_dtype(logits.dtype));
   check.tensor("targets", targets, {rows}, DType::i32);
   check_vocab_begin(check, vocab_begin);
+#ifdef FT_WITH_CUDA
+  if (ctx.device == Device::cuda) {
+    return cuda::cross_entropy_backward_shard(ctx, dlogits, logits, lse, targets, vocab_begin,
+                                              dloss);
+  }
+#endif
   check.cpu_only(logits.dtype);
   FT_DISPATCH_CPU_FLOAT(
       check.op, logits.dtype,

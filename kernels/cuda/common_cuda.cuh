@@ -1,0 +1,263 @@
+// Helpers shared by the CUDA kernels of kernels/cuda/*_cuda.cu (device code only; the .h files of
+// the ops stay free of CUDA headers so the C++ dispatch can include them): launch checks naming the
+// op, dtype dispatch (f32 and bf16 activations), bf16 <-> float conversion, grid-stride launches
+// and deterministic block reductions. Kernels read and write their storage dtype and compute in
+// fp32 (fp64 for the sums the host reads back).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string_view>
+
+#include "kernels/context.h"
+#include "kernels/dispatch.h"
+#include "runtime/error.h"
+#include "runtime/tensor.h"
+
+namespace ft::cuda {
+
+using bfloat = __nv_bfloat16;
+
+inline cudaStream_t stream_of(const OpContext& ctx) {
+  return static_cast<cudaStream_t>(ctx.stream);
+}
+
+// Throws naming the op when the last kernel launch failed (bad configuration, no device, a
+// sticky error from an earlier kernel).
+inline void check_launch(std::string_view op) {
+  const cudaError_t status = cudaGetLastError();
+  if (status != cudaSuccess) {
+    fail("op {}: CUDA kernel launch failed: {} ({})", op, cudaGetErrorName(status),
+         cudaGetErrorString(status));
+  }
+}
+
+// Checks a CUDA runtime call an op makes, naming the op and the call.
+inline void check_call(std::string_view op, cudaError_t status, const char* call) {
+  if (status != cudaSuccess) {
+    fail("op {}: CUDA error {} ({}) in {}", op, cudaGetErrorName(status),
+         cudaGetErrorString(status), call);
+  }
+}
+#define FT_CUDA_OP_CHECK(op, call) ::ft::cuda::check_call(op, (call), #call)
+
+// Bad indices (ids, targets, positions) found by a kernel: the kernel cannot throw, so it records
+// the first one here (and leaves the offending row alone) and the host raises it at the next
+// synchronizing op or ops::check_device_errors (kernels/cuda/device_errors_cuda.cu).
+enum class IndexRule : int {
+  in_range,             // expected in [lo, hi)
+  in_range_or_ignored,  // expected in [lo, hi) or the ignore index
+  non_negative,         // expected >= 0
+  non_negative_or_ignored,
+  column_index,  // a whole number in [0, hi) (cross_entropy_combine_shards' argmax entries)
+};
+struct DeviceErrorRecord {
+  int flag;  // 0 until a kernel records an error
+  IndexRule rule;
+  const char* op;  // host string literals, stored as values and read back by the host
+  const char* arg;
+  int64_t index;
+  double value;
+  int64_t lo, hi;
+};
+// The current device's record (allocated once per device, zeroed), for kernels to report into.
+DeviceErrorRecord* device_error_record(std::string_view op);
+
+__device__ __forceinline__ void report_index_error(DeviceErrorRecord* record, IndexRule rule,
+                                                   const char* op, const char* arg, int64_t index,
+                                                   double value, int64_t lo, int64_t hi) {
+  if (atomicCAS(&record->flag, 0, 1) != 0) return;  // an earlier error is already recorded
+  record->rule = rule;
+  record->op = op;
+  record->arg = arg;
+  record->index = index;
+  record->value = value;
+  record->lo = lo;
+  record->hi = hi;
+}
+
+// Device memory for ops that hand a value back to the host (sums, correct counts): one per
+// device, allocated once. A lease holds the device's scratch (a mutex) until the op has copied the
+// result back and synchronized, so concurrent host threads take turns.
+constexpr int kMaxReductionBlocks = 1024;
+struct ReadbackScratch {
+  unsigned long long count;
+  double total;
+  double partial[kMaxReductionBlocks];
+};
+class ReadbackLease {
+ public:
+  explicit ReadbackLease(std::string_view op);
+  ReadbackLease(const ReadbackLease&) = delete;
+  ReadbackLease& operator=(const ReadbackLease&) = delete;
+  ~ReadbackLease();
+  ReadbackScratch* device() const { return scratch_; }
+
+ private:
+  ReadbackScratch* scratch_ = nullptr;
+  int device_ = 0;
+};
+
+// The storage of a tensor whose dtype the caller has dispatched on.
+template <typename T>
+T* data(const Tensor& t) {
+  return static_cast<T*>(t.data);
+}
+template <typename T>
+T* data_or_null(const Tensor& t) {
+  return t.empty() ? nullptr : static_cast<T*>(t.data);
+}
+
+__device__ __forceinline__ float to_float(float value) {
+  return value;
+}
+__device__ __forceinline__ float to_float(bfloat value) {
+  return __bfloat162float(value);
+}
+__device__ __forceinline__ float to_float(double value) {
+  return static_cast<float>(value);
+}
+
+template <typename T>
+__device__ __forceinline__ T from_float(float value);
+template <>
+__device__ __forceinline__ float from_float<float>(float value) {
+  return value;
+}
+template <>
+__device__ __forceinline__ bfloat from_float<bfloat>(float value) {
+  return __float2bfloat16_rn(value);  // nearest even, as ft::float_to_bf16
+}
+
+// Threads per block of every kernel here: a multiple of the warp size, at most 1024.
+constexpr int kThreads = 256;
+
+// Blocks for a grid-stride loop over `count` items: enough to fill the GPU, capped so that huge
+// tensors loop instead of launching millions of blocks.
+inline unsigned grid_for(int64_t count, int threads = kThreads) {
+  const int64_t blocks = (count + threads - 1) / threads;
+  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65536 ? 65536 : blocks));
+}
+
+// for (i = this thread; i < count; i += all threads): the grid-stride loop.
+#define FT_GRID_STRIDE_LOOP(i, count)                                                        \
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (count); \
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+
+// body(i) for every i in [0, count): one thread per element, grid-stride.
+template <typename Body>
+__global__ void elementwise_kernel(int64_t count, Body body) {
+  FT_GRID_STRIDE_LOOP(i, count) body(i);
+}
+template <typename Body>
+void launch_elementwise(std::string_view op, const OpContext& ctx, int64_t count, Body body) {
+  if (count <= 0) return;
+  elementwise_kernel<<<grid_for(count), kThreads, 0, stream_of(ctx)>>>(count, body);
+  check_launch(op);
+}
+
+template <typename T>
+__device__ __forceinline__ T warp_sum(T value) {
+  for (int offset = 16; offset > 0; offset >>= 1)
+    value += __shfl_xor_sync(0xffffffffu, value, offset);
+  return value;
+}
+
+// The sum of `value` over the block, returned to every thread. Fixed order for a fixed block size
+// (deterministic). Every thread of the block must call it; it may be called repeatedly.
+template <typename T>
+__device__ T block_sum(T value) {
+  __shared__ T partial[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  value = warp_sum(value);
+  __syncthreads();  // an earlier call's readers are done with `partial`
+  if (lane == 0) partial[warp] = value;
+  __syncthreads();
+  const int warps = (blockDim.x + 31) >> 5;
+  return warp_sum(lane < warps ? partial[lane] : T(0));
+}
+
+// The largest value and the first index holding it, as a scalar loop "if (z[j] > z[best]) best =
+// j" finds it among non-NaN values: NaNs never win, ties go to the lower index. index is
+// kNoIndex when the block saw no non-NaN value.
+struct ArgMax {
+  float value;
+  int64_t index;
+};
+constexpr int64_t kNoIndex = INT64_MAX;
+
+__device__ __forceinline__ ArgMax argmax_identity() {
+  return {-INFINITY, kNoIndex};
+}
+// Folds a candidate in: the greater value wins, the lower index on ties; NaN never compares.
+__device__ __forceinline__ ArgMax argmax_combine(ArgMax a, ArgMax b) {
+  if (b.value > a.value || (b.value == a.value && b.index < a.index)) return b;
+  return a;
+}
+__device__ __forceinline__ ArgMax warp_argmax(ArgMax a) {
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    ArgMax other{__shfl_xor_sync(0xffffffffu, a.value, offset),
+                 __shfl_xor_sync(0xffffffffu, a.index, offset)};
+    a = argmax_combine(a, other);
+  }
+  return a;
+}
+// The block's argmax, returned to every thread (the combine is order-independent).
+__device__ inline ArgMax block_argmax(ArgMax a) {
+  __shared__ float values[32];
+  __shared__ int64_t indices[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  a = warp_argmax(a);
+  __syncthreads();
+  if (lane == 0) {
+    values[warp] = a.value;
+    indices[warp] = a.index;
+  }
+  __syncthreads();
+  const int warps = (blockDim.x + 31) >> 5;
+  ArgMax mine = lane < warps ? ArgMax{values[lane], indices[lane]} : argmax_identity();
+  return warp_argmax(mine);
+}
+
+}  // namespace ft::cuda
+
+// FT_DISPATCH_CUDA_FLOAT(op, dtype, ...): runs the body with `scalar_t` = float or bfloat; other
+// dtypes are refused with dispatch.h's unsupported() message.
+#define FT_DISPATCH_CUDA_FLOAT(op, dtype, ...)                 \
+  do {                                                         \
+    switch (dtype) {                                           \
+      case ::ft::DType::f32: {                                 \
+        using scalar_t = float;                                \
+        __VA_ARGS__;                                           \
+        break;                                                 \
+      }                                                        \
+      case ::ft::DType::bf16: {                                \
+        using scalar_t = ::ft::cuda::bfloat;                   \
+        __VA_ARGS__;                                           \
+        break;                                                 \
+      }                                                        \
+      default:                                                 \
+        ::ft::ops::unsupported(op, ::ft::Device::cuda, dtype); \
+    }                                                          \
+  } while (0)
+
+// The same for a parameter gradient's dtype (`grad_t`): f32, or bf16 beside bf16 activations.
+#define FT_DISPATCH_CUDA_GRAD(op, dtype, ...)                  \
+  do {                                                         \
+    switch (dtype) {                                           \
+      case ::ft::DType::f32: {                                 \
+        using grad_t = float;                                  \
+        __VA_ARGS__;                                           \
+        break;                                                 \
+      }                                                        \
+      case ::ft::DType::bf16: {                                \
+        using grad_t = ::ft::cuda::bfloat;                     \
+        __VA_ARGS__;                                           \
+        break;                                                 \
+      }                                                        \
+      default:                                                 \
+        ::ft::ops::unsupported(op, ::ft::Device::cuda, dtype); \
+    }                                                          \
+  } while (0)

@@ -1,0 +1,245 @@
+#include "kernels/cuda/common_cuda.cuh"
+#include "kernels/cuda/norm_cuda.h"
+
+// The formulas and their order follow kernels/cpu/norm_cpu.cpp; row sums are fp32 here (double
+// on the CPU).
+namespace ft::cuda {
+namespace {
+
+// Rows are spread over the blocks (grid-stride), one row per block at a time.
+inline unsigned row_blocks(int64_t rows) {
+  return static_cast<unsigned>(rows < 65536 ? (rows < 1 ? 1 : rows) : 65536);
+}
+
+template <typename T>
+__global__ void rmsnorm_forward_kernel(T* out, float* rstd, const T* x, const T* weight,
+                                       int64_t rows, int64_t cols, float eps) {
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* x_row = x + row * cols;
+    T* out_row = out + row * cols;
+    float sum_squares = 0.0f;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      const float value = to_float(x_row[j]);
+      sum_squares += value * value;
+    }
+    sum_squares = block_sum(sum_squares);
+    const float r = 1.0f / sqrtf(sum_squares / static_cast<float>(cols) + eps);
+    if (threadIdx.x == 0) rstd[row] = r;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      out_row[j] = from_float<T>(to_float(x_row[j]) * r * to_float(weight[j]));
+    }
+  }
+}
+
+// dx_j = r w_j g_j - x_j r^3 / C * sum_k g_k w_k x_k.
+template <typename T>
+__global__ void rmsnorm_backward_kernel(T* dx, const T* dout, const T* x, const T* weight,
+                                        const float* rstd, int64_t rows, int64_t cols) {
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* x_row = x + row * cols;
+    const T* dout_row = dout + row * cols;
+    T* dx_row = dx + row * cols;
+    float dot = 0.0f;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      dot += to_float(dout_row[j]) * to_float(weight[j]) * to_float(x_row[j]);
+    }
+    dot = block_sum(dot);
+    const float r = rstd[row];
+    const float coefficient = dot * r * r * r / static_cast<float>(cols);
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      dx_row[j] = from_float<T>(r * to_float(weight[j]) * to_float(dout_row[j]) -
+                                to_float(x_row[j]) * coefficient);
+    }
+  }
+}
+
+template <typename T>
+__global__ void layernorm_forward_kernel(T* out, float* mean, float* rstd, const T* x,
+                                         const T* weight, const T* bias, int64_t rows, int64_t cols,
+                                         float eps) {
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* x_row = x + row * cols;
+    T* out_row = out + row * cols;
+    float sum = 0.0f;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) sum += to_float(x_row[j]);
+    const float m = block_sum(sum) / static_cast<float>(cols);
+    float sum_squares = 0.0f;  // two passes: no cancellation when |mean| >> std
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      const float centered = to_float(x_row[j]) - m;
+      sum_squares += centered * centered;
+    }
+    sum_squares = block_sum(sum_squares);
+    const float r = 1.0f / sqrtf(sum_squares / static_cast<float>(cols) + eps);
+    if (threadIdx.x == 0) {
+      mean[row] = m;
+      rstd[row] = r;
+    }
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      float value = (to_float(x_row[j]) - m) * r * to_float(weight[j]);
+      if (bias) value += to_float(bias[j]);
+      out_row[j] = from_float<T>(value);
+    }
+  }
+}
+
+// With xhat = (x - mean) r and g = dout * weight: dx = r (g - mean(g) - xhat mean(g xhat)).
+template <typename T>
+__global__ void layernorm_backward_kernel(T* dx, const T* dout, const T* x, const T* weight,
+                                          const float* mean, const float* rstd, int64_t rows,
+                                          int64_t cols) {
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* x_row = x + row * cols;
+    const T* dout_row = dout + row * cols;
+    T* dx_row = dx + row * cols;
+    const float m = mean[row], r = rstd[row];
+    float sum_g = 0.0f, sum_g_xhat = 0.0f;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      const float g = to_float(dout_row[j]) * to_float(weight[j]);
+      sum_g += g;
+      sum_g_xhat += g * ((to_float(x_row[j]) - m) * r);
+    }
+    const float mean_g = block_sum(sum_g) / static_cast<float>(cols);
+    const float mean_g_xhat = block_sum(sum_g_xhat) / static_cast<float>(cols);
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      const float xhat = (to_float(x_row[j]) - m) * r;
+      dx_row[j] = from_float<T>(
+          r * (to_float(dout_row[j]) * to_float(weight[j]) - mean_g - xhat * mean_g_xhat));
+    }
+  }
+}
+
+// Column sums for parameter gradients: total[j] += sum over rows of term(i, j). A block owns 32
+// columns; its kRowLanes lanes of threads take every kRowLanes-th row, then the lanes are added in
+// a fixed order: deterministic, no atomics.
+constexpr int kColumnTile = 32;
+constexpr int kRowLanes = 16;
+
+template <typename G, typename Term>
+__global__ void column_sum_kernel(G* total, int64_t rows, int64_t cols, Term term) {
+  __shared__ float partial[kRowLanes][kColumnTile];
+  const int64_t col = static_cast<int64_t>(blockIdx.x) * kColumnTile + threadIdx.x;
+  float sum = 0.0f;
+  if (col < cols) {
+    for (int64_t row = threadIdx.y; row < rows; row += kRowLanes) sum += term(row, col);
+  }
+  partial[threadIdx.y][threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.y == 0 && col < cols) {
+    float column_total = 0.0f;
+    for (int lane = 0; lane < kRowLanes; ++lane) column_total += partial[lane][threadIdx.x];
+    total[col] = from_float<G>(to_float(total[col]) + column_total);
+  }
+}
+
+template <typename G, typename Term>
+void launch_column_sum(const char* op, const OpContext& ctx, G* total, int64_t rows, int64_t cols,
+                       Term term) {
+  if (cols == 0) return;
+  const unsigned blocks = static_cast<unsigned>((cols + kColumnTile - 1) / kColumnTile);
+  column_sum_kernel<<<blocks, dim3(kColumnTile, kRowLanes), 0, stream_of(ctx)>>>(total, rows, cols,
+                                                                                 term);
+  check_launch(op);
+}
+
+// dweight terms of RMSNorm: dout * x * rstd.
+template <typename T>
+struct RmsnormWeightTerm {
+  const T *dout, *x;
+  const float* rstd;
+  int64_t cols;
+  __device__ float operator()(int64_t i, int64_t j) const {
+    return to_float(dout[i * cols + j]) * to_float(x[i * cols + j]) * rstd[i];
+  }
+};
+
+// dweight terms of LayerNorm: dout * xhat.
+template <typename T>
+struct LayernormWeightTerm {
+  const T *dout, *x;
+  const float *mean, *rstd;
+  int64_t cols;
+  __device__ float operator()(int64_t i, int64_t j) const {
+    return to_float(dout[i * cols + j]) * ((to_float(x[i * cols + j]) - mean[i]) * rstd[i]);
+  }
+};
+
+// dbias terms: dout.
+template <typename T>
+struct OutputGradientTerm {
+  const T* dout;
+  int64_t cols;
+  __device__ float operator()(int64_t i, int64_t j) const { return to_float(dout[i * cols + j]); }
+};
+
+}  // namespace
+
+void rmsnorm_forward(const OpContext& ctx, Tensor out, Tensor rstd, Tensor x, Tensor weight,
+                     double eps) {
+  constexpr const char* op = "rmsnorm_forward";
+  const int64_t rows = x.dim(0), cols = x.dim(1);
+  if (rows == 0) return;
+  FT_DISPATCH_CUDA_FLOAT(op, x.dtype, {
+    rmsnorm_forward_kernel<<<row_blocks(rows), kThreads, 0, stream_of(ctx)>>>(
+        data<scalar_t>(out), data<float>(rstd), data<scalar_t>(x), data<scalar_t>(weight), rows,
+        cols, static_cast<float>(eps));
+    check_launch(op);
+  });
+}
+
+void rmsnorm_backward(const OpContext& ctx, Tensor dx, Tensor dweight, Tensor dout, Tensor x,
+                      Tensor weight, Tensor rstd) {
+  constexpr const char* op = "rmsnorm_backward";
+  const int64_t rows = x.dim(0), cols = x.dim(1);
+  if (rows == 0) return;
+  FT_DISPATCH_CUDA_FLOAT(op, x.dtype, {
+    rmsnorm_backward_kernel<<<row_blocks(rows), kThreads, 0, stream_of(ctx)>>>(
+        data<scalar_t>(dx), data<scalar_t>(dout), data<scalar_t>(x), data<scalar_t>(weight),
+        data<float>(rstd), rows, cols);
+    check_launch(op);
+    if (!dweight.empty()) {
+      const RmsnormWeightTerm<scalar_t> term{data<scalar_t>(dout), data<scalar_t>(x),
+                                             data<float>(rstd), cols};
+      FT_DISPATCH_CUDA_GRAD(op, dweight.dtype,
+                            launch_column_sum(op, ctx, data<grad_t>(dweight), rows, cols, term));
+    }
+  });
+}
+
+void layernorm_forward(const OpContext& ctx, Tensor out, Tensor mean, Tensor rstd, Tensor x,
+                       Tensor weight, Tensor bias, double eps) {
+  constexpr const char* op = "layernorm_forward";
+  const int64_t rows = x.dim(0), cols = x.dim(1);
+  if (rows == 0) return;
+  FT_DISPATCH_CUDA_FLOAT(op, x.dtype, {
+    layernorm_forward_kernel<<<row_blocks(rows), kThreads, 0, stream_of(ctx)>>>(
+        data<scalar_t>(out), data<float>(mean), data<float>(rstd), data<scalar_t>(x),
+        data<scalar_t>(weight), data_or_null<scalar_t>(bias), rows, cols, static_cast<float>(eps));
+    check_launch(op);
+  });
+}
+
+void layernorm_backward(const OpContext& ctx, Tensor dx, Tensor dweight, Tensor dbias, Tensor dout,
+                        Tensor x, Tensor weight, Tensor mean, Tensor rstd) {
+  constexpr const char* op = "layernorm_backward";
+  const int64_t rows = x.dim(0), cols = x.dim(1);
+  if (rows == 0) return;
+  FT_DISPATCH_CUDA_FLOAT(op, x.dtype, {
+    layernorm_backward_kernel<<<row_blocks(rows), kThreads, 0, stream_of(ctx)>>>(
+        data<scalar_t>(dx), data<scalar_t>(dout), data<scalar_t>(x), data<scalar_t>(weight),
+        data<float>(mean), data<float>(rstd), rows, cols);
+    check_launch(op);
+    if (!dweight.empty()) {
+      const LayernormWeightTerm<scalar_t> term{data<scalar_t>(dout), data<scalar_t>(x),
+                                               data<float>(mean), data<float>(rstd), cols};
+      FT_DISPATCH_CUDA_GRAD(op, dweight.dtype,
+                            launch_column_sum(op, ctx, data<grad_t>(dweight), rows, cols, term));
+    }
+    if (!dbias.empty()) {
+      const OutputGradientTerm<scalar_t> term{data<scalar_t>(dout), cols};
+      FT_DISPATCH_CUDA_GRAD(op, dbias.dtype,
+                            launch_column_sum(op, ctx, data<grad_t>(dbias), rows, cols, term));
+    }
+  });
+}
+
+}  // namespace ft::cuda
