@@ -10,6 +10,10 @@ constexpr float kGeluCubic = 0.044715f;
 __device__ __forceinline__ float sigmoid(float x) {
   return 1.0f / (1.0f + expf(-x));
 }
+// The tanh of the GELU approximation: tanh(sqrt(2 / pi) (v + 0.044715 v^3)).
+__device__ __forceinline__ float gelu_tanh(float v) {
+  return tanhf(kSqrt2OverPi * (v + kGeluCubic * v * v * v));
+}
 
 template <typename T>
 struct SwigluForward {
@@ -39,7 +43,7 @@ struct GeluForward {
   const T* x;
   __device__ void operator()(int64_t i) const {
     const float v = to_float(x[i]);
-    const float t = tanhf(kSqrt2OverPi * (v + kGeluCubic * v * v * v));
+    const float t = gelu_tanh(v);
     out[i] = from_float<T>(0.5f * v * (1.0f + t));
   }
 };
@@ -50,7 +54,7 @@ struct GeluBackward {
   const T *dout, *x;
   __device__ void operator()(int64_t i) const {
     const float v = to_float(x[i]);
-    const float t = tanhf(kSqrt2OverPi * (v + kGeluCubic * v * v * v));
+    const float t = gelu_tanh(v);
     const float du_dx = kSqrt2OverPi * (1.0f + 3.0f * kGeluCubic * v * v);
     const float derivative = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du_dx;
     dx[i] = from_float<T>(to_float(dout[i]) * derivative);
@@ -96,74 +100,37 @@ struct TanhBackward {
 }  // namespace
 
 void swiglu_forward(const OpContext& ctx, Tensor out, Tensor gate, Tensor up) {
-  constexpr const char* op = "swiglu_forward";
-  FT_DISPATCH_CUDA_FLOAT(
-      op, gate.dtype,
-      launch_elementwise(
-          op, ctx, gate.numel(),
-          SwigluForward<scalar_t>{data<scalar_t>(out), data<scalar_t>(gate), data<scalar_t>(up)}));
+  launch_tensor_map<SwigluForward>("swiglu_forward", ctx, gate.dtype, gate.numel(), out, gate, up);
 }
 
 void swiglu_backward(const OpContext& ctx, Tensor dgate, Tensor dup, Tensor dout, Tensor gate,
                      Tensor up) {
-  constexpr const char* op = "swiglu_backward";
-  FT_DISPATCH_CUDA_FLOAT(
-      op, gate.dtype,
-      launch_elementwise(
-          op, ctx, gate.numel(),
-          SwigluBackward<scalar_t>{data<scalar_t>(dgate), data<scalar_t>(dup), data<scalar_t>(dout),
-                                   data<scalar_t>(gate), data<scalar_t>(up)}));
+  launch_tensor_map<SwigluBackward>("swiglu_backward", ctx, gate.dtype, gate.numel(), dgate, dup,
+                                    dout, gate, up);
 }
 
 void gelu_forward(const OpContext& ctx, Tensor out, Tensor x) {
-  constexpr const char* op = "gelu_forward";
-  FT_DISPATCH_CUDA_FLOAT(
-      op, x.dtype,
-      launch_elementwise(op, ctx, x.numel(),
-                         GeluForward<scalar_t>{data<scalar_t>(out), data<scalar_t>(x)}));
+  launch_tensor_map<GeluForward>("gelu_forward", ctx, x.dtype, x.numel(), out, x);
 }
 
 void gelu_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor x) {
-  constexpr const char* op = "gelu_backward";
-  FT_DISPATCH_CUDA_FLOAT(
-      op, x.dtype,
-      launch_elementwise(
-          op, ctx, x.numel(),
-          GeluBackward<scalar_t>{data<scalar_t>(dx), data<scalar_t>(dout), data<scalar_t>(x)}));
+  launch_tensor_map<GeluBackward>("gelu_backward", ctx, x.dtype, x.numel(), dx, dout, x);
 }
 
 void relu_forward(const OpContext& ctx, Tensor out, Tensor x) {
-  constexpr const char* op = "relu_forward";
-  FT_DISPATCH_CUDA_FLOAT(
-      op, x.dtype,
-      launch_elementwise(op, ctx, x.numel(),
-                         ReluForward<scalar_t>{data<scalar_t>(out), data<scalar_t>(x)}));
+  launch_tensor_map<ReluForward>("relu_forward", ctx, x.dtype, x.numel(), out, x);
 }
 
 void relu_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor x) {
-  constexpr const char* op = "relu_backward";
-  FT_DISPATCH_CUDA_FLOAT(
-      op, x.dtype,
-      launch_elementwise(
-          op, ctx, x.numel(),
-          ReluBackward<scalar_t>{data<scalar_t>(dx), data<scalar_t>(dout), data<scalar_t>(x)}));
+  launch_tensor_map<ReluBackward>("relu_backward", ctx, x.dtype, x.numel(), dx, dout, x);
 }
 
 void tanh_forward(const OpContext& ctx, Tensor out, Tensor x) {
-  constexpr const char* op = "tanh_forward";
-  FT_DISPATCH_CUDA_FLOAT(
-      op, x.dtype,
-      launch_elementwise(op, ctx, x.numel(),
-                         TanhForward<scalar_t>{data<scalar_t>(out), data<scalar_t>(x)}));
+  launch_tensor_map<TanhForward>("tanh_forward", ctx, x.dtype, x.numel(), out, x);
 }
 
 void tanh_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor out) {
-  constexpr const char* op = "tanh_backward";
-  FT_DISPATCH_CUDA_FLOAT(
-      op, out.dtype,
-      launch_elementwise(
-          op, ctx, out.numel(),
-          TanhBackward<scalar_t>{data<scalar_t>(dx), data<scalar_t>(dout), data<scalar_t>(out)}));
+  launch_tensor_map<TanhBackward>("tanh_backward", ctx, out.dtype, out.numel(), dx, dout, out);
 }
 
 }  // namespace ft::cuda

@@ -35,17 +35,10 @@ struct Geometry {
   float scale;
 };
 
-__device__ __forceinline__ float warp_max_of(float value) {
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    value = fmaxf(value, __shfl_xor_sync(kFullMask, value, offset));
-  }
-  return value;
-}
-__device__ __forceinline__ float warp_sum_of(float value) {
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    value += __shfl_xor_sync(kFullMask, value, offset);
-  }
-  return value;
+// The segment id of sequence position j of batch row b; 0 outside [0, T) or without segments
+// (then never compared).
+__device__ __forceinline__ int32_t segment_at(const Geometry& g, int64_t b, int64_t j) {
+  return g.segments != nullptr && j >= 0 && j < g.seq_len ? g.segments[b * g.seq_len + j] : 0;
 }
 
 // Whether query i (of segment query_segment) sees key c. Prefix rows are never masked.
@@ -86,11 +79,8 @@ __device__ void load_key_tile(const Geometry& g, const T* k, const T* v, const T
     Ks[kk * padded + d] = key;
     Vs[kk * padded + d] = value;
   }
-  if (threadIdx.x < kKeyTile) {
-    const int64_t j = c0 + threadIdx.x - g.prefix_len;
-    key_segments[threadIdx.x] =
-        g.segments != nullptr && j >= 0 && j < g.seq_len ? g.segments[b * g.seq_len + j] : 0;
-  }
+  if (threadIdx.x < kKeyTile)
+    key_segments[threadIdx.x] = segment_at(g, b, c0 + threadIdx.x - g.prefix_len);
 }
 
 // rows_out (rows, D) = rows [row0, row0 + rows) of head h of a (B, T, Hq, D) tensor (zeros past T).
@@ -102,6 +92,27 @@ __device__ void load_query_rows(const Geometry& g, const T* source, int64_t b, i
     const int64_t i = row0 + e / D, d = e % D;
     rows_out[e] =
         i < g.seq_len ? to_float(source[((b * g.seq_len + i) * g.q_heads + h) * D + d]) : 0.0f;
+  }
+}
+
+// The keys [0, key_end) that query rows [row0, row0 + kRowTile) may see: with the causal mask
+// none past the tile's last row.
+__device__ __forceinline__ int64_t key_end_of(const Geometry& g, int64_t row0) {
+  const int64_t row_end = row0 + kRowTile < g.seq_len ? row0 + kRowTile : g.seq_len;
+  return g.prefix_len + (g.causal ? row_end : g.seq_len);
+}
+
+// Row i of head h of a (B, T, Hq, D) output = acc * factor (lane: elements lane, lane + 32, ...).
+template <typename T, int kChunks>
+__device__ __forceinline__ void store_query_row(const Geometry& g, T* out, int64_t b, int64_t i,
+                                                int64_t h, const float (&acc)[kChunks],
+                                                float factor, int lane) {
+  const int64_t D = g.head_dim;
+  T* out_row = out + ((b * g.seq_len + i) * g.q_heads + h) * D;
+#pragma unroll
+  for (int ch = 0; ch < kChunks; ++ch) {
+    const int64_t d = ch * 32 + lane;
+    if (d < D) out_row[d] = from_float<T>(acc[ch] * factor);
   }
 }
 
@@ -131,10 +142,9 @@ __global__ void __launch_bounds__(kRowThreads)
     running_sum[r] = 0.0f;
 #pragma unroll
     for (int ch = 0; ch < kChunks; ++ch) acc[r][ch] = 0.0f;
-    query_segments[r] = g.segments != nullptr && i < g.seq_len ? g.segments[b * g.seq_len + i] : 0;
+    query_segments[r] = segment_at(g, b, i);
   }
-  const int64_t row_end = row0 + kRowTile < g.seq_len ? row0 + kRowTile : g.seq_len;
-  const int64_t key_end = g.prefix_len + (g.causal ? row_end : g.seq_len);
+  const int64_t key_end = key_end_of(g, row0);
   for (int64_t c0 = 0; c0 < key_end; c0 += kKeyTile) {
     __syncthreads();  // the previous tile's readers are done
     load_key_tile(g, k, v, prefix_k, prefix_v, b, kv_head, c0, Ks, Vs, key_segments);
@@ -147,11 +157,11 @@ __global__ void __launch_bounds__(kRowThreads)
       if (i >= g.seq_len) continue;  // warp-uniform
       const bool visible = key_visible(g, c, i, key_segments[lane], query_segments[r]);
       const float score = visible ? dot(Qs + row * D, Ks + lane * padded, D) * g.scale : -INFINITY;
-      const float new_max = fmaxf(running_max[r], warp_max_of(score));
+      const float new_max = fmaxf(running_max[r], warp_max(score));
       if (new_max == -INFINITY) continue;  // nothing visible yet (warp-uniform)
       const float rescale = expf(running_max[r] - new_max);
       const float p = visible ? expf(score - new_max) : 0.0f;
-      running_sum[r] = running_sum[r] * rescale + warp_sum_of(p);
+      running_sum[r] = running_sum[r] * rescale + warp_sum(p);
       running_max[r] = new_max;
 #pragma unroll
       for (int ch = 0; ch < kChunks; ++ch) acc[r][ch] *= rescale;
@@ -171,13 +181,7 @@ __global__ void __launch_bounds__(kRowThreads)
     const int64_t i = row0 + warp * kRowsPerWarp + r;
     if (i >= g.seq_len) continue;
     // Every query sees itself (or a prefix row), so the sum is positive.
-    const float inverse = 1.0f / running_sum[r];
-    T* out_row = out + ((b * g.seq_len + i) * g.q_heads + h) * D;
-#pragma unroll
-    for (int ch = 0; ch < kChunks; ++ch) {
-      const int64_t d = ch * 32 + lane;
-      if (d < D) out_row[d] = from_float<T>(acc[r][ch] * inverse);
-    }
+    store_query_row(g, out, b, i, h, acc[r], 1.0f / running_sum[r], lane);
     if (lane == 0) {
       lse[(b * g.q_heads + h) * g.seq_len + i] = running_max[r] + logf(running_sum[r]);
     }
@@ -196,7 +200,7 @@ __global__ void attention_delta_kernel(float* delta, const T* dout, const T* out
     for (int64_t d = lane; d < g.head_dim; d += 32) {
       sum += to_float(dout[row * g.head_dim + d]) * to_float(out[row * g.head_dim + d]);
     }
-    sum = warp_sum_of(sum);
+    sum = warp_sum(sum);
     if (lane == 0) {
       const int64_t h = row % g.q_heads, token = row / g.q_heads;
       const int64_t b = token / g.seq_len, i = token % g.seq_len;
@@ -233,12 +237,11 @@ __global__ void __launch_bounds__(kRowThreads)
     const int64_t stat = (b * g.q_heads + h) * g.seq_len + i;
     row_lse[r] = inside ? lse[stat] : 0.0f;
     row_delta[r] = inside ? delta[stat] : 0.0f;
-    query_segments[r] = g.segments != nullptr && inside ? g.segments[b * g.seq_len + i] : 0;
+    query_segments[r] = segment_at(g, b, i);
 #pragma unroll
     for (int ch = 0; ch < kChunks; ++ch) acc[r][ch] = 0.0f;
   }
-  const int64_t row_end = row0 + kRowTile < g.seq_len ? row0 + kRowTile : g.seq_len;
-  const int64_t key_end = g.prefix_len + (g.causal ? row_end : g.seq_len);
+  const int64_t key_end = key_end_of(g, row0);
   for (int64_t c0 = 0; c0 < key_end; c0 += kKeyTile) {
     __syncthreads();
     load_key_tile(g, k, v, prefix_k, prefix_v, b, kv_head, c0, Ks, Vs, key_segments);
@@ -269,13 +272,7 @@ __global__ void __launch_bounds__(kRowThreads)
 #pragma unroll
   for (int r = 0; r < kRowsPerWarp; ++r) {
     const int64_t i = row0 + warp * kRowsPerWarp + r;
-    if (i >= g.seq_len) continue;
-    T* dq_row = dq + ((b * g.seq_len + i) * g.q_heads + h) * D;
-#pragma unroll
-    for (int ch = 0; ch < kChunks; ++ch) {
-      const int64_t d = ch * 32 + lane;
-      if (d < D) dq_row[d] = from_float<T>(acc[r][ch]);
-    }
+    if (i < g.seq_len) store_query_row(g, dq, b, i, h, acc[r], 1.0f, lane);
   }
 }
 
@@ -323,8 +320,7 @@ __global__ void __launch_bounds__(kKvThreads)
         const int64_t stat = (b * g.q_heads + h) * g.seq_len + i;
         row_lse[threadIdx.x] = inside ? lse[stat] : 0.0f;
         row_delta[threadIdx.x] = inside ? delta[stat] : 0.0f;
-        row_segments[threadIdx.x] =
-            g.segments != nullptr && inside ? g.segments[b * g.seq_len + i] : 0;
+        row_segments[threadIdx.x] = segment_at(g, b, i);
       }
       __syncthreads();
 #pragma unroll
@@ -485,10 +481,9 @@ void attention_forward(const OpContext& ctx, Tensor out, Tensor lse, Tensor q, T
       constexpr int kChunks = decltype(max_dim)::value / 32;
       auto kernel = attention_forward_kernel<scalar_t, kChunks>;
       allow_shared(op, kernel, shared);
-      kernel<<<grid, kRowThreads, shared, stream_of(ctx)>>>(
-          data<scalar_t>(out), data<float>(lse), data<scalar_t>(q), data<scalar_t>(k),
-          data<scalar_t>(v), data_or_null<scalar_t>(prefix_k), data_or_null<scalar_t>(prefix_v), g);
-      check_launch(op);
+      launch_kernel(op, ctx, kernel, grid, kRowThreads, shared, data<scalar_t>(out),
+                    data<float>(lse), data<scalar_t>(q), data<scalar_t>(k), data<scalar_t>(v),
+                    data_or_null<scalar_t>(prefix_k), data_or_null<scalar_t>(prefix_v), g);
     });
   });
 }
@@ -520,27 +515,25 @@ void attention_backward(const OpContext& ctx, Tensor dq, Tensor dk, Tensor dv, T
                       static_cast<unsigned>(dims.batch));
   const int64_t delta_rows = dims.batch * dims.seq_len * dims.q_heads;
   FT_DISPATCH_CUDA_FLOAT(op, q.dtype, {
-    attention_delta_kernel<scalar_t><<<grid_for(delta_rows * 32), kThreads, 0, stream_of(ctx)>>>(
-        delta, data<scalar_t>(dout), data<scalar_t>(out), g);
-    check_launch(op);
+    launch_kernel(op, ctx, attention_delta_kernel<scalar_t>, grid_for(delta_rows * 32), kThreads, 0,
+                  delta, data<scalar_t>(dout), data<scalar_t>(out), g);
     with_max_head_dim(dims.head_dim, [&](auto max_dim) {
       constexpr int kMaxDim = decltype(max_dim)::value;
       auto dq_kernel = attention_dq_kernel<scalar_t, kMaxDim / 32>;
       const size_t dq_shared = dq_shared_bytes(dims.head_dim);
       allow_shared(op, dq_kernel, dq_shared);
-      dq_kernel<<<query_grid, kRowThreads, dq_shared, stream_of(ctx)>>>(
-          data<scalar_t>(dq), data<scalar_t>(dout), data<float>(lse), delta, data<scalar_t>(q),
-          data<scalar_t>(k), data<scalar_t>(v), data_or_null<scalar_t>(prefix_k),
-          data_or_null<scalar_t>(prefix_v), g);
-      check_launch(op);
+      launch_kernel(op, ctx, dq_kernel, query_grid, kRowThreads, dq_shared, data<scalar_t>(dq),
+                    data<scalar_t>(dout), data<float>(lse), delta, data<scalar_t>(q),
+                    data<scalar_t>(k), data<scalar_t>(v), data_or_null<scalar_t>(prefix_k),
+                    data_or_null<scalar_t>(prefix_v), g);
       auto dkdv_kernel = attention_dkdv_kernel<scalar_t, kMaxDim>;
       const size_t dkdv_shared = dkdv_shared_bytes(dims.head_dim);
       allow_shared(op, dkdv_kernel, dkdv_shared);
-      dkdv_kernel<<<key_grid, kKvThreads, dkdv_shared, stream_of(ctx)>>>(
-          data<scalar_t>(dk), data<scalar_t>(dv), partial_k, partial_v, data<scalar_t>(dout),
-          data<float>(lse), delta, data<scalar_t>(q), data<scalar_t>(k), data<scalar_t>(v),
-          data_or_null<scalar_t>(prefix_k), data_or_null<scalar_t>(prefix_v), g, key_first);
-      check_launch(op);
+      launch_kernel(op, ctx, dkdv_kernel, key_grid, kKvThreads, dkdv_shared, data<scalar_t>(dk),
+                    data<scalar_t>(dv), partial_k, partial_v, data<scalar_t>(dout),
+                    data<float>(lse), delta, data<scalar_t>(q), data<scalar_t>(k),
+                    data<scalar_t>(v), data_or_null<scalar_t>(prefix_k),
+                    data_or_null<scalar_t>(prefix_v), g, key_first);
     });
   });
   const int64_t prefix_elements = dims.prefix_len * dims.kv_heads * dims.head_dim;

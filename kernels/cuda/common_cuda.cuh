@@ -1,8 +1,9 @@
 // Helpers shared by the CUDA kernels of kernels/cuda/*_cuda.cu (device code only; the .h files of
 // the ops stay free of CUDA headers so the C++ dispatch can include them): launch checks naming the
-// op, dtype dispatch (f32 and bf16 activations), bf16 <-> float conversion, grid-stride launches
-// and deterministic block reductions. Kernels read and write their storage dtype and compute in
-// fp32 (fp64 for the sums the host reads back).
+// op, dtype dispatch (f32 and bf16 activations), bf16 <-> float conversion, grid-stride and
+// per-row launches, deterministic block, row and column reductions, and the cross-entropy row
+// statistics. Kernels read and write their storage dtype and compute in fp32 (fp64 for the sums
+// the host reads back).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -10,9 +11,11 @@
 
 #include <cstdint>
 #include <string_view>
+#include <utility>
 
 #include "kernels/context.h"
 #include "kernels/dispatch.h"
+#include "kernels/ops.h"
 #include "runtime/error.h"
 #include "runtime/tensor.h"
 
@@ -100,6 +103,21 @@ class ReadbackLease {
   int device_ = 0;
 };
 
+// Runs launch(counter) with the device's zeroed readback counter (a kernel adds to it) and returns
+// the count once ctx.stream has finished: one synchronization.
+template <typename Launch>
+unsigned long long count_on_device(std::string_view op, const OpContext& ctx, Launch launch) {
+  ReadbackLease lease(op);
+  unsigned long long* counter = &lease.device()->count;
+  FT_CUDA_OP_CHECK(op, cudaMemsetAsync(counter, 0, sizeof *counter, stream_of(ctx)));
+  launch(counter);
+  unsigned long long count = 0;
+  FT_CUDA_OP_CHECK(
+      op, cudaMemcpyAsync(&count, counter, sizeof count, cudaMemcpyDeviceToHost, stream_of(ctx)));
+  FT_CUDA_OP_CHECK(op, cudaStreamSynchronize(stream_of(ctx)));
+  return count;
+}
+
 // The storage of a tensor whose dtype the caller has dispatched on.
 template <typename T>
 T* data(const Tensor& t) {
@@ -131,6 +149,17 @@ __device__ __forceinline__ bfloat from_float<bfloat>(float value) {
   return __float2bfloat16_rn(value);  // nearest even, as ft::float_to_bf16
 }
 
+// The widest value of a stored element: double for f32/f64, float (exact) for bf16.
+__device__ __forceinline__ double widen(float value) {
+  return value;
+}
+__device__ __forceinline__ double widen(double value) {
+  return value;
+}
+__device__ __forceinline__ double widen(bfloat value) {
+  return __bfloat162float(value);
+}
+
 // Threads per block of every kernel here: a multiple of the warp size, at most 1024.
 constexpr int kThreads = 256;
 
@@ -139,6 +168,25 @@ constexpr int kThreads = 256;
 inline unsigned grid_for(int64_t count, int threads = kThreads) {
   const int64_t blocks = (count + threads - 1) / threads;
   return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65536 ? 65536 : blocks));
+}
+
+// Blocks for kernels that take one row per block at a time (grid-stride over the rows).
+inline unsigned row_blocks(int64_t rows) {
+  return static_cast<unsigned>(rows < 65536 ? (rows < 1 ? 1 : rows) : 65536);
+}
+
+// kernel<<<grid, block, shared_bytes, ctx.stream>>>(args...), then check_launch(op).
+template <typename... Params, typename... Args>
+void launch_kernel(std::string_view op, const OpContext& ctx, void (*kernel)(Params...), dim3 grid,
+                   dim3 block, size_t shared_bytes, Args&&... args) {
+  kernel<<<grid, block, shared_bytes, stream_of(ctx)>>>(std::forward<Args>(args)...);
+  check_launch(op);
+}
+// A kernel that loops over `rows` rows, one per block at a time, kThreads threads each.
+template <typename... Params, typename... Args>
+void launch_per_row(std::string_view op, const OpContext& ctx, void (*kernel)(Params...),
+                    int64_t rows, Args&&... args) {
+  launch_kernel(op, ctx, kernel, row_blocks(rows), kThreads, 0, std::forward<Args>(args)...);
 }
 
 // for (i = this thread; i < count; i += all threads): the grid-stride loop.
@@ -158,10 +206,52 @@ void launch_elementwise(std::string_view op, const OpContext& ctx, int64_t count
   check_launch(op);
 }
 
+}  // namespace ft::cuda
+
+// FT_DISPATCH_CUDA_AS(type, op, dtype, ...): runs the body with `type` = float (f32) or bfloat
+// (bf16); other dtypes are refused with dispatch.h's unsupported() message.
+#define FT_DISPATCH_CUDA_AS(type, op, dtype, ...)              \
+  do {                                                         \
+    switch (dtype) {                                           \
+      case ::ft::DType::f32: {                                 \
+        using type = float;                                    \
+        __VA_ARGS__;                                           \
+        break;                                                 \
+      }                                                        \
+      case ::ft::DType::bf16: {                                \
+        using type = ::ft::cuda::bfloat;                       \
+        __VA_ARGS__;                                           \
+        break;                                                 \
+      }                                                        \
+      default:                                                 \
+        ::ft::ops::unsupported(op, ::ft::Device::cuda, dtype); \
+    }                                                          \
+  } while (0)
+// An activation's dtype (`scalar_t`).
+#define FT_DISPATCH_CUDA_FLOAT(op, dtype, ...) FT_DISPATCH_CUDA_AS(scalar_t, op, dtype, __VA_ARGS__)
+// A parameter gradient's dtype (`grad_t`): f32, or bf16 beside bf16 activations.
+#define FT_DISPATCH_CUDA_GRAD(op, dtype, ...) FT_DISPATCH_CUDA_AS(grad_t, op, dtype, __VA_ARGS__)
+
+namespace ft::cuda {
+
+// Functor<T>{data<T>(tensors)...} over `count` elements, T the storage type of `dtype`: for
+// elementwise functors whose members are exactly the tensors' storage, in order.
+template <template <typename> class Functor, typename... Tensors>
+void launch_tensor_map(std::string_view op, const OpContext& ctx, DType dtype, int64_t count,
+                       const Tensors&... tensors) {
+  FT_DISPATCH_CUDA_FLOAT(
+      op, dtype, launch_elementwise(op, ctx, count, Functor<scalar_t>{data<scalar_t>(tensors)...}));
+}
+
 template <typename T>
 __device__ __forceinline__ T warp_sum(T value) {
   for (int offset = 16; offset > 0; offset >>= 1)
     value += __shfl_xor_sync(0xffffffffu, value, offset);
+  return value;
+}
+__device__ __forceinline__ float warp_max(float value) {
+  for (int offset = 16; offset > 0; offset >>= 1)
+    value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, offset));
   return value;
 }
 
@@ -177,6 +267,15 @@ __device__ T block_sum(T value) {
   __syncthreads();
   const int warps = (blockDim.x + 31) >> 5;
   return warp_sum(lane < warps ? partial[lane] : T(0));
+}
+
+// The fp32 sum of term(j) over a row's columns j in [0, cols): each thread of the block takes
+// every blockDim.x-th column, then block_sum. Every thread of the block must call it.
+template <typename Term>
+__device__ float block_row_sum(int64_t cols, Term term) {
+  float sum = 0.0f;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) sum += term(j);
+  return block_sum(sum);
 }
 
 // The largest value and the first index holding it, as a scalar loop "if (z[j] > z[best]) best =
@@ -221,43 +320,88 @@ __device__ inline ArgMax block_argmax(ArgMax a) {
   return warp_argmax(mine);
 }
 
+// The max and first argmax of a row z[0, cols) by the CPU's scalar rule, computed by the whole
+// block and returned to every thread. row_start (then cols >= 1): z[0] is the row's column 0,
+// where the CPU's running max starts, so a NaN there stays the max (argmax 0). A block of NaNs
+// only (a vocabulary shard) has max NaN and argmax 0.
+template <typename T>
+__device__ ArgMax row_argmax(const T* z, int64_t cols, bool row_start) {
+  ArgMax best = argmax_identity();
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    best = argmax_combine(best, ArgMax{to_float(z[j]), j});
+  }
+  best = block_argmax(best);
+  if (row_start && isnan(to_float(z[0]))) return {to_float(z[0]), 0};
+  if (best.index == kNoIndex) return {NAN, 0};
+  return best;
+}
+
+// A row's softmax statistics: its max and first argmax (row_argmax) and sum(exp(z - max)).
+struct SoftmaxRow {
+  ArgMax max;
+  float sum_exp;
+};
+template <typename T>
+__device__ SoftmaxRow softmax_row(const T* z, int64_t cols, bool row_start) {
+  const ArgMax max = row_argmax(z, cols, row_start);
+  const float sum_exp =
+      block_row_sum(cols, [&](int64_t j) { return expf(to_float(z[j]) - max.value); });
+  return {max, sum_exp};
+}
+
+// Whether a cross-entropy row's target takes part: false for the ignore index and for a bad
+// target, which `reporter` records. bounded: targets index [0, vocab) (the fused loss); else only
+// non-negative (a vocabulary shard, which may not hold the target).
+__device__ __forceinline__ bool usable_target(int32_t target, int64_t row, bool bounded,
+                                              int64_t vocab, bool reporter,
+                                              DeviceErrorRecord* errors, const char* op) {
+  if (target == ops::kIgnoreIndex) return false;
+  if (target >= 0 && (!bounded || target < vocab)) return true;
+  if (reporter) {
+    report_index_error(
+        errors, bounded ? IndexRule::in_range_or_ignored : IndexRule::non_negative_or_ignored, op,
+        "targets", row, target, 0, bounded ? vocab : 0);
+  }
+  return false;
+}
+
+// Column sums for parameter gradients: total[j] += sum over rows of term(i, j), fp32. A block owns
+// 32 columns; its kRowLanes lanes of threads take every kRowLanes-th row, then the lanes are added
+// in a fixed order: deterministic, no atomics.
+constexpr int kColumnTile = 32;
+
+template <int kRowLanes, typename G, typename Term>
+__global__ void column_sum_kernel(G* total, int64_t rows, int64_t cols, Term term) {
+  __shared__ float partial[kRowLanes][kColumnTile];
+  const int64_t col = static_cast<int64_t>(blockIdx.x) * kColumnTile + threadIdx.x;
+  float sum = 0.0f;
+  if (col < cols) {
+    for (int64_t row = threadIdx.y; row < rows; row += kRowLanes) sum += term(row, col);
+  }
+  partial[threadIdx.y][threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.y == 0 && col < cols) {
+    float column_total = 0.0f;
+    for (int lane = 0; lane < kRowLanes; ++lane) column_total += partial[lane][threadIdx.x];
+    total[col] = from_float<G>(to_float(total[col]) + column_total);
+  }
+}
+
+template <int kRowLanes, typename G, typename Term>
+void launch_column_sum(std::string_view op, const OpContext& ctx, G* total, int64_t rows,
+                       int64_t cols, Term term) {
+  if (cols == 0) return;
+  const unsigned blocks = static_cast<unsigned>((cols + kColumnTile - 1) / kColumnTile);
+  launch_kernel(op, ctx, column_sum_kernel<kRowLanes, G, Term>, blocks,
+                dim3(kColumnTile, kRowLanes), 0, total, rows, cols, term);
+}
+
+// The column-sum terms of a bias gradient: dout (rows, cols) itself.
+template <typename T>
+struct OutputGradientTerm {
+  const T* dout;
+  int64_t cols;
+  __device__ float operator()(int64_t i, int64_t j) const { return to_float(dout[i * cols + j]); }
+};
+
 }  // namespace ft::cuda
-
-// FT_DISPATCH_CUDA_FLOAT(op, dtype, ...): runs the body with `scalar_t` = float or bfloat; other
-// dtypes are refused with dispatch.h's unsupported() message.
-#define FT_DISPATCH_CUDA_FLOAT(op, dtype, ...)                 \
-  do {                                                         \
-    switch (dtype) {                                           \
-      case ::ft::DType::f32: {                                 \
-        using scalar_t = float;                                \
-        __VA_ARGS__;                                           \
-        break;                                                 \
-      }                                                        \
-      case ::ft::DType::bf16: {                                \
-        using scalar_t = ::ft::cuda::bfloat;                   \
-        __VA_ARGS__;                                           \
-        break;                                                 \
-      }                                                        \
-      default:                                                 \
-        ::ft::ops::unsupported(op, ::ft::Device::cuda, dtype); \
-    }                                                          \
-  } while (0)
-
-// The same for a parameter gradient's dtype (`grad_t`): f32, or bf16 beside bf16 activations.
-#define FT_DISPATCH_CUDA_GRAD(op, dtype, ...)                  \
-  do {                                                         \
-    switch (dtype) {                                           \
-      case ::ft::DType::f32: {                                 \
-        using grad_t = float;                                  \
-        __VA_ARGS__;                                           \
-        break;                                                 \
-      }                                                        \
-      case ::ft::DType::bf16: {                                \
-        using grad_t = ::ft::cuda::bfloat;                     \
-        __VA_ARGS__;                                           \
-        break;                                                 \
-      }                                                        \
-      default:                                                 \
-        ::ft::ops::unsupported(op, ::ft::Device::cuda, dtype); \
-    }                                                          \
-  } while (0)

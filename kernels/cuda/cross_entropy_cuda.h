@@ -19,5 +19,11 @@ void cross_entropy_forward(const OpContext& ctx, Tensor losses, Tensor lse, Tens
                            Tensor targets, Tensor weights, int64_t* correct);
 void cross_entropy_backward(const OpContext& ctx, Tensor dlogits, Tensor logits, Tensor lse,
                             Tensor targets, Tensor weights, double dloss);
+// The gradient of a block of logit columns whose first is vocabulary column vocab_begin, for op
+// `op`: the fused loss (vocab_begin 0, whole_vocab: targets must lie in the block) and a
+// vocabulary shard (not whole_vocab: targets need only be non-negative; weights empty).
+void cross_entropy_backward_rows(const OpContext& ctx, const char* op, Tensor dlogits,
+                                 Tensor logits, Tensor lse, Tensor targets, Tensor weights,
+                                 int64_t vocab_begin, bool whole_vocab, double dloss);
 
 }  // namespace ft::cuda

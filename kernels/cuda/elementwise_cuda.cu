@@ -20,17 +20,8 @@ struct Scale {
   __device__ void operator()(int64_t i) const { x[i] = from_float<T>(to_float(x[i]) * factor); }
 };
 
-// Conversions through the widest value: double for f32/f64 sources, float for bf16; a bf16 result
-// rounds from float (a double rounds to float first).
-__device__ __forceinline__ double widen(float v) {
-  return v;
-}
-__device__ __forceinline__ double widen(double v) {
-  return v;
-}
-__device__ __forceinline__ double widen(bfloat v) {
-  return __bfloat162float(v);
-}
+// Conversions through the widest value (widen): a bf16 result rounds from float (a double rounds
+// to float first).
 template <typename D>
 __device__ __forceinline__ D narrow(double v);
 template <>
@@ -53,28 +44,37 @@ struct Cast {
   __device__ void operator()(int64_t i) const { dst[i] = narrow<D>(widen(src[i])); }
 };
 
-template <typename T>
-struct CopyColumns {
+// The (R, w) block at column `offset` of an (R, W) matrix, one thread per block element: copied
+// out of the matrix (kAdd false: block = matrix[:, offset : offset + w]) or added into it (kAdd
+// true: matrix[:, offset : offset + w] += block).
+template <typename T, bool kAdd>
+struct ColumnBlock {
   T* dst;
   const T* src;
-  int64_t width, src_cols, offset;
+  int64_t width, matrix_cols, offset;
   __device__ void operator()(int64_t i) const {
     const int64_t row = i / width, j = i - row * width;
-    dst[i] = src[row * src_cols + offset + j];
+    const int64_t in_matrix = row * matrix_cols + offset + j;
+    if constexpr (kAdd) {
+      dst[in_matrix] = from_float<T>(to_float(dst[in_matrix]) + to_float(src[i]));
+    } else {
+      dst[i] = src[in_matrix];
+    }
   }
 };
 
-template <typename T>
-struct AddToColumns {
-  T* dst;
-  const T* src;
-  int64_t width, dst_cols, offset;
-  __device__ void operator()(int64_t i) const {
-    const int64_t row = i / width, j = i - row * width;
-    T* target = dst + row * dst_cols + offset + j;
-    *target = from_float<T>(to_float(*target) + to_float(src[i]));
-  }
-};
+template <bool kAdd>
+void column_block(const OpContext& ctx, const char* op, Tensor dst, Tensor src, int64_t offset) {
+  const Tensor& block = kAdd ? src : dst;   // (R, w)
+  const Tensor& matrix = kAdd ? dst : src;  // (R, W)
+  const int64_t width = block.dim(1);
+  if (width == 0) return;
+  FT_DISPATCH_CUDA_FLOAT(
+      op, matrix.dtype,
+      launch_elementwise(op, ctx, block.numel(),
+                         ColumnBlock<scalar_t, kAdd>{data<scalar_t>(dst), data<scalar_t>(src),
+                                                     width, matrix.dim(1), offset}));
+}
 
 template <typename D>
 void cast_from(const OpContext& ctx, Tensor dst, Tensor src) {
@@ -95,11 +95,7 @@ void cast_from(const OpContext& ctx, Tensor dst, Tensor src) {
 }  // namespace
 
 void add(const OpContext& ctx, Tensor out, Tensor a, Tensor b) {
-  constexpr const char* op = "add";
-  FT_DISPATCH_CUDA_FLOAT(
-      op, a.dtype,
-      launch_elementwise(op, ctx, a.numel(),
-                         Add<scalar_t>{data<scalar_t>(out), data<scalar_t>(a), data<scalar_t>(b)}));
+  launch_tensor_map<Add>("add", ctx, a.dtype, a.numel(), out, a, b);
 }
 
 void scale(const OpContext& ctx, Tensor x, double factor) {
@@ -129,25 +125,11 @@ void zero(const OpContext& ctx, Tensor x) {
 }
 
 void copy_columns(const OpContext& ctx, Tensor dst, Tensor src, int64_t offset) {
-  constexpr const char* op = "copy_columns";
-  const int64_t width = dst.dim(1);
-  if (width == 0) return;
-  FT_DISPATCH_CUDA_FLOAT(
-      op, src.dtype,
-      launch_elementwise(op, ctx, dst.numel(),
-                         CopyColumns<scalar_t>{data<scalar_t>(dst), data<scalar_t>(src), width,
-                                               src.dim(1), offset}));
+  column_block</*kAdd=*/false>(ctx, "copy_columns", dst, src, offset);
 }
 
 void add_to_columns(const OpContext& ctx, Tensor dst, Tensor src, int64_t offset) {
-  constexpr const char* op = "add_to_columns";
-  const int64_t width = src.dim(1);
-  if (width == 0) return;
-  FT_DISPATCH_CUDA_FLOAT(
-      op, dst.dtype,
-      launch_elementwise(op, ctx, src.numel(),
-                         AddToColumns<scalar_t>{data<scalar_t>(dst), data<scalar_t>(src), width,
-                                                dst.dim(1), offset}));
+  column_block</*kAdd=*/true>(ctx, "add_to_columns", dst, src, offset);
 }
 
 }  // namespace ft::cuda

@@ -74,13 +74,13 @@ void embedding_backward_shard(const OpContext& ctx, const char* op, Tensor dtabl
   if (rows == 0 || cols == 0) return;
   DeviceErrorRecord* errors = device_error_record(op);
   const unsigned blocks = static_cast<unsigned>((cols + kThreads - 1) / kThreads);
-  FT_DISPATCH_CUDA_FLOAT(op, dout.dtype, FT_DISPATCH_CUDA_GRAD(op, dtable.dtype, {
-                           embedding_backward_kernel<scalar_t, grad_t>
-                               <<<blocks, kThreads, 0, stream_of(ctx)>>>(
-                                   data<grad_t>(dtable), data<int32_t>(ids), data<scalar_t>(dout),
-                                   rows, cols, vocab_begin, local_vocab, vocab_size, errors, op);
-                           check_launch(op);
-                         }));
+  FT_DISPATCH_CUDA_FLOAT(
+      op, dout.dtype,
+      FT_DISPATCH_CUDA_GRAD(
+          op, dtable.dtype,
+          launch_kernel(op, ctx, embedding_backward_kernel<scalar_t, grad_t>, blocks, kThreads, 0,
+                        data<grad_t>(dtable), data<int32_t>(ids), data<scalar_t>(dout), rows, cols,
+                        vocab_begin, local_vocab, vocab_size, errors, op)));
 }
 
 }  // namespace ft::cuda

@@ -145,29 +145,8 @@ struct FillRows {
   }
 };
 
-// dbias (cols) += column sums of dout (rows, cols): 32 columns per block, 8 row groups summed in
-// a fixed order (deterministic), fp32.
-constexpr int kBiasColumns = 32;
-constexpr int kBiasRowGroups = 8;
-
-template <typename T, typename G>
-__global__ void bias_grad_kernel(G* dbias, const T* dout, int64_t rows, int64_t cols) {
-  __shared__ float partial[kBiasRowGroups][kBiasColumns];
-  const int64_t column = static_cast<int64_t>(blockIdx.x) * kBiasColumns + threadIdx.x;
-  float sum = 0.0f;
-  if (column < cols) {
-    for (int64_t row = threadIdx.y; row < rows; row += kBiasRowGroups) {
-      sum += to_float(dout[row * cols + column]);
-    }
-  }
-  partial[threadIdx.y][threadIdx.x] = sum;
-  __syncthreads();
-  if (threadIdx.y == 0 && column < cols) {
-    float total = 0.0f;
-    for (int group = 0; group < kBiasRowGroups; ++group) total += partial[group][threadIdx.x];
-    dbias[column] = from_float<G>(to_float(dbias[column]) + total);
-  }
-}
+// dbias (cols) += column sums of dout (rows, cols), the rows taken in 8 lanes.
+constexpr int kBiasRowLanes = 8;
 
 }  // namespace
 
@@ -214,14 +193,11 @@ void linear_backward(const OpContext& ctx, Tensor dx, Tensor dweight, Tensor dbi
            dweight.dtype, in_features, out_features, in_features);
   }
   if (!dbias.empty() && rows > 0 && out_features > 0) {
-    const dim3 threads(kBiasColumns, kBiasRowGroups);
-    const auto blocks = static_cast<unsigned>((out_features + kBiasColumns - 1) / kBiasColumns);
     FT_DISPATCH_CUDA_FLOAT(op, x.dtype, {
-      FT_DISPATCH_CUDA_GRAD(op, dbias.dtype, {
-        bias_grad_kernel<scalar_t, grad_t><<<blocks, threads, 0, stream_of(ctx)>>>(
-            data<grad_t>(dbias), data<scalar_t>(dout), rows, out_features);
-        check_launch(op);
-      });
+      const OutputGradientTerm<scalar_t> term{data<scalar_t>(dout), out_features};
+      FT_DISPATCH_CUDA_GRAD(
+          op, dbias.dtype,
+          launch_column_sum<kBiasRowLanes>(op, ctx, data<grad_t>(dbias), rows, out_features, term));
     });
   }
 }

@@ -7,22 +7,16 @@ namespace ft::cuda {
 namespace {
 
 // Rows are spread over the blocks (grid-stride), one row per block at a time.
-inline unsigned row_blocks(int64_t rows) {
-  return static_cast<unsigned>(rows < 65536 ? (rows < 1 ? 1 : rows) : 65536);
-}
-
 template <typename T>
 __global__ void rmsnorm_forward_kernel(T* out, float* rstd, const T* x, const T* weight,
                                        int64_t rows, int64_t cols, float eps) {
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const T* x_row = x + row * cols;
     T* out_row = out + row * cols;
-    float sum_squares = 0.0f;
-    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    const float sum_squares = block_row_sum(cols, [&](int64_t j) {
       const float value = to_float(x_row[j]);
-      sum_squares += value * value;
-    }
-    sum_squares = block_sum(sum_squares);
+      return value * value;
+    });
     const float r = 1.0f / sqrtf(sum_squares / static_cast<float>(cols) + eps);
     if (threadIdx.x == 0) rstd[row] = r;
     for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
@@ -39,11 +33,9 @@ __global__ void rmsnorm_backward_kernel(T* dx, const T* dout, const T* x, const 
     const T* x_row = x + row * cols;
     const T* dout_row = dout + row * cols;
     T* dx_row = dx + row * cols;
-    float dot = 0.0f;
-    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-      dot += to_float(dout_row[j]) * to_float(weight[j]) * to_float(x_row[j]);
-    }
-    dot = block_sum(dot);
+    const float dot = block_row_sum(cols, [&](int64_t j) {
+      return to_float(dout_row[j]) * to_float(weight[j]) * to_float(x_row[j]);
+    });
     const float r = rstd[row];
     const float coefficient = dot * r * r * r / static_cast<float>(cols);
     for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
@@ -60,15 +52,13 @@ __global__ void layernorm_forward_kernel(T* out, float* mean, float* rstd, const
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const T* x_row = x + row * cols;
     T* out_row = out + row * cols;
-    float sum = 0.0f;
-    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) sum += to_float(x_row[j]);
-    const float m = block_sum(sum) / static_cast<float>(cols);
-    float sum_squares = 0.0f;  // two passes: no cancellation when |mean| >> std
-    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    const float m = block_row_sum(cols, [&](int64_t j) { return to_float(x_row[j]); }) /
+                    static_cast<float>(cols);
+    // Two passes: no cancellation when |mean| >> std.
+    const float sum_squares = block_row_sum(cols, [&](int64_t j) {
       const float centered = to_float(x_row[j]) - m;
-      sum_squares += centered * centered;
-    }
-    sum_squares = block_sum(sum_squares);
+      return centered * centered;
+    });
     const float r = 1.0f / sqrtf(sum_squares / static_cast<float>(cols) + eps);
     if (threadIdx.x == 0) {
       mean[row] = m;
@@ -92,6 +82,7 @@ __global__ void layernorm_backward_kernel(T* dx, const T* dout, const T* x, cons
     const T* dout_row = dout + row * cols;
     T* dx_row = dx + row * cols;
     const float m = mean[row], r = rstd[row];
+    // Both sums in one pass over the row (block_row_sum would read it twice).
     float sum_g = 0.0f, sum_g_xhat = 0.0f;
     for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
       const float g = to_float(dout_row[j]) * to_float(weight[j]);
@@ -108,38 +99,8 @@ __global__ void layernorm_backward_kernel(T* dx, const T* dout, const T* x, cons
   }
 }
 
-// Column sums for parameter gradients: total[j] += sum over rows of term(i, j). A block owns 32
-// columns; its kRowLanes lanes of threads take every kRowLanes-th row, then the lanes are added in
-// a fixed order: deterministic, no atomics.
-constexpr int kColumnTile = 32;
+// Rows per column in the weight and bias gradients' column sums.
 constexpr int kRowLanes = 16;
-
-template <typename G, typename Term>
-__global__ void column_sum_kernel(G* total, int64_t rows, int64_t cols, Term term) {
-  __shared__ float partial[kRowLanes][kColumnTile];
-  const int64_t col = static_cast<int64_t>(blockIdx.x) * kColumnTile + threadIdx.x;
-  float sum = 0.0f;
-  if (col < cols) {
-    for (int64_t row = threadIdx.y; row < rows; row += kRowLanes) sum += term(row, col);
-  }
-  partial[threadIdx.y][threadIdx.x] = sum;
-  __syncthreads();
-  if (threadIdx.y == 0 && col < cols) {
-    float column_total = 0.0f;
-    for (int lane = 0; lane < kRowLanes; ++lane) column_total += partial[lane][threadIdx.x];
-    total[col] = from_float<G>(to_float(total[col]) + column_total);
-  }
-}
-
-template <typename G, typename Term>
-void launch_column_sum(const char* op, const OpContext& ctx, G* total, int64_t rows, int64_t cols,
-                       Term term) {
-  if (cols == 0) return;
-  const unsigned blocks = static_cast<unsigned>((cols + kColumnTile - 1) / kColumnTile);
-  column_sum_kernel<<<blocks, dim3(kColumnTile, kRowLanes), 0, stream_of(ctx)>>>(total, rows, cols,
-                                                                                 term);
-  check_launch(op);
-}
 
 // dweight terms of RMSNorm: dout * x * rstd.
 template <typename T>
@@ -163,14 +124,6 @@ struct LayernormWeightTerm {
   }
 };
 
-// dbias terms: dout.
-template <typename T>
-struct OutputGradientTerm {
-  const T* dout;
-  int64_t cols;
-  __device__ float operator()(int64_t i, int64_t j) const { return to_float(dout[i * cols + j]); }
-};
-
 }  // namespace
 
 void rmsnorm_forward(const OpContext& ctx, Tensor out, Tensor rstd, Tensor x, Tensor weight,
@@ -178,12 +131,11 @@ void rmsnorm_forward(const OpContext& ctx, Tensor out, Tensor rstd, Tensor x, Te
   constexpr const char* op = "rmsnorm_forward";
   const int64_t rows = x.dim(0), cols = x.dim(1);
   if (rows == 0) return;
-  FT_DISPATCH_CUDA_FLOAT(op, x.dtype, {
-    rmsnorm_forward_kernel<<<row_blocks(rows), kThreads, 0, stream_of(ctx)>>>(
-        data<scalar_t>(out), data<float>(rstd), data<scalar_t>(x), data<scalar_t>(weight), rows,
-        cols, static_cast<float>(eps));
-    check_launch(op);
-  });
+  FT_DISPATCH_CUDA_FLOAT(
+      op, x.dtype,
+      launch_per_row(op, ctx, rmsnorm_forward_kernel<scalar_t>, rows, data<scalar_t>(out),
+                     data<float>(rstd), data<scalar_t>(x), data<scalar_t>(weight), rows, cols,
+                     static_cast<float>(eps)));
 }
 
 void rmsnorm_backward(const OpContext& ctx, Tensor dx, Tensor dweight, Tensor dout, Tensor x,
@@ -192,15 +144,15 @@ void rmsnorm_backward(const OpContext& ctx, Tensor dx, Tensor dweight, Tensor do
   const int64_t rows = x.dim(0), cols = x.dim(1);
   if (rows == 0) return;
   FT_DISPATCH_CUDA_FLOAT(op, x.dtype, {
-    rmsnorm_backward_kernel<<<row_blocks(rows), kThreads, 0, stream_of(ctx)>>>(
-        data<scalar_t>(dx), data<scalar_t>(dout), data<scalar_t>(x), data<scalar_t>(weight),
-        data<float>(rstd), rows, cols);
-    check_launch(op);
+    launch_per_row(op, ctx, rmsnorm_backward_kernel<scalar_t>, rows, data<scalar_t>(dx),
+                   data<scalar_t>(dout), data<scalar_t>(x), data<scalar_t>(weight),
+                   data<float>(rstd), rows, cols);
     if (!dweight.empty()) {
       const RmsnormWeightTerm<scalar_t> term{data<scalar_t>(dout), data<scalar_t>(x),
                                              data<float>(rstd), cols};
-      FT_DISPATCH_CUDA_GRAD(op, dweight.dtype,
-                            launch_column_sum(op, ctx, data<grad_t>(dweight), rows, cols, term));
+      FT_DISPATCH_CUDA_GRAD(
+          op, dweight.dtype,
+          launch_column_sum<kRowLanes>(op, ctx, data<grad_t>(dweight), rows, cols, term));
     }
   });
 }
@@ -210,12 +162,12 @@ void layernorm_forward(const OpContext& ctx, Tensor out, Tensor mean, Tensor rst
   constexpr const char* op = "layernorm_forward";
   const int64_t rows = x.dim(0), cols = x.dim(1);
   if (rows == 0) return;
-  FT_DISPATCH_CUDA_FLOAT(op, x.dtype, {
-    layernorm_forward_kernel<<<row_blocks(rows), kThreads, 0, stream_of(ctx)>>>(
-        data<scalar_t>(out), data<float>(mean), data<float>(rstd), data<scalar_t>(x),
-        data<scalar_t>(weight), data_or_null<scalar_t>(bias), rows, cols, static_cast<float>(eps));
-    check_launch(op);
-  });
+  FT_DISPATCH_CUDA_FLOAT(
+      op, x.dtype,
+      launch_per_row(op, ctx, layernorm_forward_kernel<scalar_t>, rows, data<scalar_t>(out),
+                     data<float>(mean), data<float>(rstd), data<scalar_t>(x),
+                     data<scalar_t>(weight), data_or_null<scalar_t>(bias), rows, cols,
+                     static_cast<float>(eps)));
 }
 
 void layernorm_backward(const OpContext& ctx, Tensor dx, Tensor dweight, Tensor dbias, Tensor dout,
@@ -224,20 +176,21 @@ void layernorm_backward(const OpContext& ctx, Tensor dx, Tensor dweight, Tensor 
   const int64_t rows = x.dim(0), cols = x.dim(1);
   if (rows == 0) return;
   FT_DISPATCH_CUDA_FLOAT(op, x.dtype, {
-    layernorm_backward_kernel<<<row_blocks(rows), kThreads, 0, stream_of(ctx)>>>(
-        data<scalar_t>(dx), data<scalar_t>(dout), data<scalar_t>(x), data<scalar_t>(weight),
-        data<float>(mean), data<float>(rstd), rows, cols);
-    check_launch(op);
+    launch_per_row(op, ctx, layernorm_backward_kernel<scalar_t>, rows, data<scalar_t>(dx),
+                   data<scalar_t>(dout), data<scalar_t>(x), data<scalar_t>(weight),
+                   data<float>(mean), data<float>(rstd), rows, cols);
     if (!dweight.empty()) {
       const LayernormWeightTerm<scalar_t> term{data<scalar_t>(dout), data<scalar_t>(x),
                                                data<float>(mean), data<float>(rstd), cols};
-      FT_DISPATCH_CUDA_GRAD(op, dweight.dtype,
-                            launch_column_sum(op, ctx, data<grad_t>(dweight), rows, cols, term));
+      FT_DISPATCH_CUDA_GRAD(
+          op, dweight.dtype,
+          launch_column_sum<kRowLanes>(op, ctx, data<grad_t>(dweight), rows, cols, term));
     }
     if (!dbias.empty()) {
       const OutputGradientTerm<scalar_t> term{data<scalar_t>(dout), cols};
-      FT_DISPATCH_CUDA_GRAD(op, dbias.dtype,
-                            launch_column_sum(op, ctx, data<grad_t>(dbias), rows, cols, term));
+      FT_DISPATCH_CUDA_GRAD(
+          op, dbias.dtype,
+          launch_column_sum<kRowLanes>(op, ctx, data<grad_t>(dbias), rows, cols, term));
     }
   });
 }

@@ -13,16 +13,6 @@ std::mutex g_scratch_mutex[kMaxDevices];
 ReadbackScratch* g_scratch[kMaxDevices] = {};
 std::mutex g_allocation_mutex;
 
-__device__ __forceinline__ double widen(float v) {
-  return v;
-}
-__device__ __forceinline__ double widen(double v) {
-  return v;
-}
-__device__ __forceinline__ double widen(bfloat v) {
-  return __bfloat162float(v);
-}
-
 // Pass 1: block b sums its grid-stride share of x (squared or not) into partial[b].
 template <typename T, bool squares>
 __global__ void partial_sums_kernel(double* partial, const T* x, int64_t count) {
@@ -52,24 +42,22 @@ double reduce(const OpContext& ctx, const char* op, Tensor x) {
   double* partial = lease.device()->partial;
   switch (x.dtype) {
     case DType::f32:
-      partial_sums_kernel<float, squares>
-          <<<blocks, kThreads, 0, stream_of(ctx)>>>(partial, data<float>(x), count);
+      launch_kernel(op, ctx, partial_sums_kernel<float, squares>, blocks, kThreads, 0, partial,
+                    data<float>(x), count);
       break;
     case DType::bf16:
-      partial_sums_kernel<bfloat, squares>
-          <<<blocks, kThreads, 0, stream_of(ctx)>>>(partial, data<bfloat>(x), count);
+      launch_kernel(op, ctx, partial_sums_kernel<bfloat, squares>, blocks, kThreads, 0, partial,
+                    data<bfloat>(x), count);
       break;
     case DType::f64:
-      partial_sums_kernel<double, squares>
-          <<<blocks, kThreads, 0, stream_of(ctx)>>>(partial, data<double>(x), count);
+      launch_kernel(op, ctx, partial_sums_kernel<double, squares>, blocks, kThreads, 0, partial,
+                    data<double>(x), count);
       break;
     default:
       ops::unsupported(op, Device::cuda, x.dtype);
   }
-  check_launch(op);
-  add_partials_kernel<<<1, 1, 0, stream_of(ctx)>>>(&lease.device()->total, partial,
-                                                   static_cast<int>(blocks));
-  check_launch(op);
+  launch_kernel(op, ctx, add_partials_kernel, 1, 1, 0, &lease.device()->total, partial,
+                static_cast<int>(blocks));
   double total = 0.0;
   FT_CUDA_OP_CHECK(op, cudaMemcpyAsync(&total, &lease.device()->total, sizeof total,
                                        cudaMemcpyDeviceToHost, stream_of(ctx)));
@@ -84,14 +72,8 @@ __global__ void count_correct_kernel(unsigned long long* correct, const T* logit
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const int32_t target = targets[row];
     if (target == ops::kIgnoreIndex) continue;
-    const T* z = logits + row * vocab;
-    ArgMax best = argmax_identity();
-    for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) {
-      best = argmax_combine(best, ArgMax{to_float(z[j]), j});
-    }
-    best = block_argmax(best);
-    const int64_t argmax = isnan(to_float(z[0])) ? 0 : best.index;
-    if (threadIdx.x == 0 && argmax == target) atomicAdd(correct, 1ull);
+    const ArgMax best = row_argmax(logits + row * vocab, vocab, /*row_start=*/true);
+    if (threadIdx.x == 0 && best.index == target) atomicAdd(correct, 1ull);
   }
 }
 
@@ -134,18 +116,12 @@ int64_t count_correct(const OpContext& ctx, Tensor logits, Tensor targets) {
   const int64_t rows = logits.dim(0), vocab = logits.dim(1);
   unsigned long long correct = 0;
   if (rows > 0 && vocab > 0) {
-    ReadbackLease lease(op);
-    unsigned long long* counter = &lease.device()->count;
-    FT_CUDA_OP_CHECK(op, cudaMemsetAsync(counter, 0, sizeof *counter, stream_of(ctx)));
-    const unsigned blocks = static_cast<unsigned>(rows < 65536 ? rows : 65536);
-    FT_DISPATCH_CUDA_FLOAT(op, logits.dtype, {
-      count_correct_kernel<<<blocks, kThreads, 0, stream_of(ctx)>>>(
-          counter, data<scalar_t>(logits), data<int32_t>(targets), rows, vocab);
-      check_launch(op);
+    correct = count_on_device(op, ctx, [&](unsigned long long* counter) {
+      FT_DISPATCH_CUDA_FLOAT(
+          op, logits.dtype,
+          launch_per_row(op, ctx, count_correct_kernel<scalar_t>, rows, counter,
+                         data<scalar_t>(logits), data<int32_t>(targets), rows, vocab));
     });
-    FT_CUDA_OP_CHECK(op, cudaMemcpyAsync(&correct, counter, sizeof correct, cudaMemcpyDeviceToHost,
-                                         stream_of(ctx)));
-    FT_CUDA_OP_CHECK(op, cudaStreamSynchronize(stream_of(ctx)));
   }
   check_device_errors(ctx);
   return static_cast<int64_t>(correct);

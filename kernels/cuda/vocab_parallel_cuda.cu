@@ -1,5 +1,6 @@
 #include "kernels/cpu/vocab_parallel_cpu.h"
 #include "kernels/cuda/common_cuda.cuh"
+#include "kernels/cuda/cross_entropy_cuda.h"
 #include "kernels/cuda/device_errors_cuda.h"
 #include "kernels/cuda/vocab_parallel_cuda.h"
 #include "kernels/ops.h"
@@ -17,43 +18,19 @@ __global__ void shard_stats_kernel(float* stats, const T* logits, const int32_t*
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     float* out = stats + row * kStats;
     const int32_t target = targets[row];
-    if (target == ops::kIgnoreIndex || target < 0) {
-      if (target != ops::kIgnoreIndex && threadIdx.x == 0) {
-        report_index_error(errors, IndexRule::non_negative_or_ignored, op, "targets", row, target,
-                           0, 0);
-      }
+    if (!usable_target(target, row, /*bounded=*/false, 0, threadIdx.x == 0, errors, op)) {
       if (threadIdx.x < kStats) out[threadIdx.x] = 0.0f;
       continue;
     }
     const T* z = logits + row * local_vocab;
-    ArgMax best = argmax_identity();
-    for (int64_t j = threadIdx.x; j < local_vocab; j += blockDim.x) {
-      best = argmax_combine(best, ArgMax{to_float(z[j]), j});
-    }
-    best = block_argmax(best);
-    float max;
-    int64_t argmax;
-    if (vocab_begin == 0 && isnan(to_float(z[0]))) {
-      max = to_float(z[0]);  // count_correct's argmax never leaves global column 0
-      argmax = 0;
-    } else if (best.index == kNoIndex) {
-      max = NAN;  // a shard of NaNs only
-      argmax = 0;
-    } else {
-      max = best.value;
-      argmax = best.index;
-    }
-    float sum = 0.0f;
-    for (int64_t j = threadIdx.x; j < local_vocab; j += blockDim.x) {
-      sum += expf(to_float(z[j]) - max);
-    }
-    sum = block_sum(sum);
+    // count_correct's argmax never leaves global column 0 when it holds a NaN.
+    const SoftmaxRow shard = softmax_row(z, local_vocab, /*row_start=*/vocab_begin == 0);
     if (threadIdx.x == 0) {
       const bool in_shard = target >= vocab_begin && target < vocab_begin + local_vocab;
-      out[cpu::kShardLse] = max + logf(sum);
+      out[cpu::kShardLse] = shard.max.value + logf(shard.sum_exp);
       out[cpu::kShardTargetLogit] = in_shard ? to_float(z[target - vocab_begin]) : 0.0f;
-      out[cpu::kShardMax] = max;
-      out[cpu::kShardArgmax] = static_cast<float>(vocab_begin + argmax);
+      out[cpu::kShardMax] = shard.max.value;
+      out[cpu::kShardArgmax] = static_cast<float>(vocab_begin + shard.max.index);
     }
   }
 }
@@ -116,34 +93,6 @@ struct Combine {
   }
 };
 
-// dlogits = dloss * (exp(z - lse) - onehot(target - vocab_begin)); 0 on ignored rows.
-template <typename T>
-struct BackwardShard {
-  T* dlogits;
-  const T* logits;
-  const float* lse;
-  const int32_t* targets;
-  float scale;
-  int64_t vocab_begin, local_vocab;
-  DeviceErrorRecord* errors;
-  const char* op;
-  __device__ void operator()(int64_t i) const {
-    const int64_t row = i / local_vocab, j = i - row * local_vocab;
-    const int32_t target = targets[row];
-    if (target == ops::kIgnoreIndex || target < 0) {
-      if (target != ops::kIgnoreIndex && j == 0) {
-        report_index_error(errors, IndexRule::non_negative_or_ignored, op, "targets", row, target,
-                           0, 0);
-      }
-      dlogits[i] = from_float<T>(0.0f);
-      return;
-    }
-    float d = scale * expf(to_float(logits[i]) - lse[row]);
-    if (vocab_begin + j == target) d -= scale;
-    dlogits[i] = from_float<T>(d);
-  }
-};
-
 }  // namespace
 
 void cross_entropy_shard_stats(const OpContext& ctx, Tensor stats, Tensor logits, Tensor targets,
@@ -152,13 +101,11 @@ void cross_entropy_shard_stats(const OpContext& ctx, Tensor stats, Tensor logits
   const int64_t rows = logits.dim(0), local_vocab = logits.dim(1);
   if (rows == 0) return;
   DeviceErrorRecord* errors = device_error_record(op);
-  const unsigned blocks = static_cast<unsigned>(rows < 65536 ? rows : 65536);
-  FT_DISPATCH_CUDA_FLOAT(op, logits.dtype, {
-    shard_stats_kernel<<<blocks, kThreads, 0, stream_of(ctx)>>>(
-        data<float>(stats), data<scalar_t>(logits), data<int32_t>(targets), rows, vocab_begin,
-        local_vocab, errors, op);
-    check_launch(op);
-  });
+  FT_DISPATCH_CUDA_FLOAT(
+      op, logits.dtype,
+      launch_per_row(op, ctx, shard_stats_kernel<scalar_t>, rows, data<float>(stats),
+                     data<scalar_t>(logits), data<int32_t>(targets), rows, vocab_begin, local_vocab,
+                     errors, op));
 }
 
 void cross_entropy_combine_shards(const OpContext& ctx, Tensor losses, Tensor lse, Tensor parts,
@@ -175,32 +122,15 @@ void cross_entropy_combine_shards(const OpContext& ctx, Tensor losses, Tensor ls
                                data<int32_t>(targets), shards, rows, counter, errors, op});
   };
   if (!correct) return launch(nullptr);
-  unsigned long long count = 0;
-  {
-    ReadbackLease lease(op);
-    unsigned long long* counter = &lease.device()->count;
-    FT_CUDA_OP_CHECK(op, cudaMemsetAsync(counter, 0, sizeof *counter, stream_of(ctx)));
-    launch(counter);
-    FT_CUDA_OP_CHECK(
-        op, cudaMemcpyAsync(&count, counter, sizeof count, cudaMemcpyDeviceToHost, stream_of(ctx)));
-    FT_CUDA_OP_CHECK(op, cudaStreamSynchronize(stream_of(ctx)));
-  }
+  const unsigned long long count = count_on_device(op, ctx, launch);
   check_device_errors(ctx);
   *correct = static_cast<int64_t>(count);
 }
 
 void cross_entropy_backward_shard(const OpContext& ctx, Tensor dlogits, Tensor logits, Tensor lse,
                                   Tensor targets, int64_t vocab_begin, double dloss) {
-  constexpr const char* op = "cross_entropy_backward_shard";
-  const int64_t local_vocab = logits.dim(1);
-  DeviceErrorRecord* errors = device_error_record(op);
-  FT_DISPATCH_CUDA_FLOAT(
-      op, logits.dtype,
-      launch_elementwise(
-          op, ctx, logits.numel(),
-          BackwardShard<scalar_t>{data<scalar_t>(dlogits), data<scalar_t>(logits), data<float>(lse),
-                                  data<int32_t>(targets), static_cast<float>(dloss), vocab_begin,
-                                  local_vocab, errors, op}));
+  cross_entropy_backward_rows(ctx, "cross_entropy_backward_shard", dlogits, logits, lse, targets,
+                              /*weights=*/Tensor{}, vocab_begin, /*whole_vocab=*/false, dloss);
 }
 
 }  // namespace ft::cuda
