@@ -73,7 +73,7 @@ void bench(const std::string& name, int64_t prompt_tokens, int64_t new_tokens, i
            int threads, ft::DType dtype) {
   const ft::ModelConfig config = bench_model(name);
   ft::ParameterStore params(ft::transformer_param_specs(config), dtype, ft::Device::cpu,
-                            ft::ParameterStoreOptions{false, false, 1});
+                            ft::ParameterStoreOptions{.gradients = false, .moments = false});
   params.initialize(1234);
   ft::KvCacheOptions cache;
   cache.capacity = prompt_tokens + new_tokens;

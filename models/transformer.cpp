@@ -16,7 +16,7 @@ Transformer::Transformer(const ModelConfig& config, const ParameterStore& params
       batch_(batch_size),
       seq_len_(seq_len),
       tokens_(batch_size * seq_len),
-      dtype_(params.dtype()),
+      dtype_(params.compute_dtype()),
       device_(params.device()) {
   // Prefix tuning's real tokens start at position P; prompt tuning's rows are part of seq_len.
   const int64_t positions_used =
@@ -30,7 +30,7 @@ Transformer::Transformer(const ModelConfig& config, const ParameterStore& params
   auto find = [&](const std::string& name) -> Weight {
     if (name.empty()) return {};
     const Parameter& p = params.at(name);
-    return {p.value, p.grad};
+    return {p.compute, p.grad};
   };
   ModelParamNames names = model_param_names(config);
   token_embedding_ = find(names.token_embedding);
@@ -105,35 +105,38 @@ void Transformer::bind_activations(Arena& arena) {
   const bool layernorm = config_.norm == NormKind::layernorm;
   const bool swiglu = config_.mlp == MlpKind::swiglu;
   auto take = [&](Shape shape, const char* what) { return arena.take(dtype_, shape, what); };
+  // Per-row statistics stay f32 under bf16 activations (ops::stats_dtype).
+  const DType stats = ops::stats_dtype(dtype_);
+  auto take_stats = [&](Shape shape, const char* what) { return arena.take(stats, shape, what); };
   acts_.assign(config_.num_layers, {});
   for (LayerActivations& a : acts_) {
     a.residual_in = take({N, C}, "residual");
     a.attn_norm = take({N, C}, "attention norm");
-    if (layernorm) a.attn_norm_mean = take({N}, "norm mean");
-    a.attn_norm_rstd = take({N}, "norm rstd");
+    if (layernorm) a.attn_norm_mean = take_stats({N}, "norm mean");
+    a.attn_norm_rstd = take_stats({N}, "norm rstd");
     a.q = take({N, q}, "q");
     a.k = take({N, kv}, "k");
     a.v = take({N, kv}, "v");
     a.attn = take({N, q}, "attention output");
-    a.attn_lse = take({batch_, config_.num_heads, seq_len_}, "attention lse");
+    a.attn_lse = take_stats({batch_, config_.num_heads, seq_len_}, "attention lse");
     a.residual_mid = take({N, C}, "residual");
     a.mlp_norm = take({N, C}, "mlp norm");
-    if (layernorm) a.mlp_norm_mean = take({N}, "norm mean");
-    a.mlp_norm_rstd = take({N}, "norm rstd");
+    if (layernorm) a.mlp_norm_mean = take_stats({N}, "norm mean");
+    a.mlp_norm_rstd = take_stats({N}, "norm rstd");
     if (swiglu) a.gate = take({N, F}, "mlp gate");
     a.up = take({N, F}, "mlp up");
     a.act = take({N, F}, "mlp activation");
   }
   final_residual_ = take({N, C}, "residual");
   final_norm_ = take({N, C}, "final norm");
-  if (layernorm) final_norm_mean_ = take({N}, "norm mean");
-  final_norm_rstd_ = take({N}, "norm rstd");
+  if (layernorm) final_norm_mean_ = take_stats({N}, "norm mean");
+  final_norm_rstd_ = take_stats({N}, "norm rstd");
   logits_ = take({N, V}, "logits");
-  token_losses_ = take({N}, "token losses");
-  token_lse_ = take({N}, "logits lse");
+  token_losses_ = take_stats({N}, "token losses");
+  token_lse_ = take_stats({N}, "logits lse");
   if (sharding_.active()) {
-    loss_stats_ = take({N, 4}, "loss statistics");
-    loss_stats_parts_ = take({sharding_.tp->size(), N, 4}, "loss statistics of every rank");
+    loss_stats_ = take_stats({N, 4}, "loss statistics");
+    loss_stats_parts_ = take_stats({sharding_.tp->size(), N, 4}, "loss statistics of every rank");
   }
   scratch_ = take({N, C}, "scratch");
   grads_.residual = take({N, C}, "residual gradient");
@@ -313,10 +316,10 @@ void Transformer::backward(const OpContext& ctx, const ModelInputs& in, double d
   if (prefix_) prefix_->end_backward(ctx);
   if (prompt_) {
     // The virtual rows' gradient, summed over the batch; the token rows' stays unused.
-    const Tensor drows = prompt_->begin_backward(ctx);
+    prompt_->begin_backward(ctx);
     const int64_t P = peft_.num_virtual_tokens;
     for (int64_t b = 0; b < batch_; ++b)
-      ops::add(ctx, drows, drows, grads_.residual.slice(b * seq_len_, b * seq_len_ + P));
+      prompt_->accumulate_rows(ctx, grads_.residual.slice(b * seq_len_, b * seq_len_ + P));
     prompt_->end_backward(ctx);
   }
   if (embeddings_trainable_) {

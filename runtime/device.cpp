@@ -6,17 +6,12 @@ namespace ft {
 
 Device select_device(const std::string& requested) {
   if (requested == "cpu") return Device::cpu;
-  if (requested == "auto") {
-    // The CUDA training backend is not built yet (kernels/dispatch.cpp: supports()), so "auto"
-    // runs on the CPU even where a GPU is present.
-    return Device::cpu;
-  }
+  if (requested == "auto") return cuda_device_count() > 0 ? Device::cuda : Device::cpu;
   if (requested == "cuda") {
     if (cuda_device_count() == 0)
-      fail("device: cuda was requested but {}", cuda_device_description(0));
-    fail(
-        "device: cuda: the CUDA training backend is not available in this build of ft yet; use "
-        "device: cpu or auto");
+      fail("device: cuda was requested but {}; use device: cpu or auto",
+           cuda_device_description(0));
+    return Device::cuda;
   }
   fail("device: expected auto, cpu or cuda, got '{}'", requested);
 }

@@ -19,8 +19,8 @@ uint64_t name_hash(const std::string& name) {
 }  // namespace
 
 ParameterStore::ParameterStore(std::vector<ParamSpec> specs, DType dtype, Device device,
-                               ParameterStoreOptions options)
-    : dtype_(dtype), device_(device) {
+                               ParameterStoreOptions options, std::optional<DType> compute_dtype)
+    : dtype_(dtype), compute_dtype_(compute_dtype.value_or(dtype)), device_(device) {
   params_.reserve(specs.size());
   for (ParamSpec& spec : specs) {
     FT_CHECK(!index_.count(spec.name), "parameter {} is declared twice", spec.name);
@@ -35,10 +35,12 @@ ParameterStore::ParameterStore(std::vector<ParamSpec> specs, DType dtype, Device
   FT_CHECK(options.trainable_multiple >= 1, "trainable_multiple must be at least 1");
   padded_trainable_count_ = (trainable_count_ + options.trainable_multiple - 1) /
                             options.trainable_multiple * options.trainable_multiple;
-  const size_t element = dtype_size(dtype);
+  const size_t element = dtype_size(dtype), compute_element = dtype_size(compute_dtype_);
   const size_t trainable_bytes = padded_trainable_count_ * element;
   trainable_ = Buffer(device, trainable_bytes);
-  frozen_ = Buffer(device, frozen_count_ * element);
+  if (mixed_precision())
+    trainable_compute_ = Buffer(device, padded_trainable_count_ * compute_element);
+  frozen_ = Buffer(device, frozen_count_ * compute_element);
   if (options.gradients) grads_ = Buffer(device, trainable_bytes);
   if (options.moments) {
     m_ = Buffer(device, trainable_bytes);
@@ -49,14 +51,17 @@ ParameterStore::ParameterStore(std::vector<ParamSpec> specs, DType dtype, Device
                                : buffer.view(dtype, param.spec.shape, param.offset * element);
   };
   for (Parameter& param : params_) {
-    const size_t offset = param.offset * element;
     if (param.spec.trainable) {
-      param.value = trainable_.view(dtype, param.spec.shape, offset);
+      param.value = trainable_.view(dtype, param.spec.shape, param.offset * element);
+      param.compute = mixed_precision() ? trainable_compute_.view(compute_dtype_, param.spec.shape,
+                                                                  param.offset * compute_element)
+                                        : param.value;
       param.grad = view(grads_, param);
       param.adam_m = view(m_, param);
       param.adam_v = view(v_, param);
     } else {
-      param.value = frozen_.view(dtype, param.spec.shape, offset);
+      param.value = frozen_.view(compute_dtype_, param.spec.shape, param.offset * compute_element);
+      param.compute = param.value;
     }
   }
 }
@@ -68,9 +73,22 @@ const Parameter& ParameterStore::at(const std::string& name) const {
 }
 
 Tensor ParameterStore::flat(const Buffer& buffer) const {
-  if (buffer.bytes() == 0) return Tensor(nullptr, dtype_, Shape{0}, device_);
+  const bool compute = &buffer == &frozen_ || &buffer == &trainable_compute_;
+  const DType dtype = compute ? compute_dtype_ : dtype_;
+  if (buffer.bytes() == 0) return Tensor(nullptr, dtype, Shape{0}, device_);
   const int64_t count = &buffer == &frozen_ ? frozen_count_ : trainable_count_;
-  return buffer.view(dtype_, Shape{count});
+  return buffer.view(dtype, Shape{count});
+}
+
+Tensor ParameterStore::trainable_compute_values() const {
+  return mixed_precision() ? flat(trainable_compute_) : trainable_values();
+}
+
+void ParameterStore::refresh_compute_copy(const OpContext& ctx) const {
+  FT_CHECK(ctx.device == device_, "refresh_compute_copy: parameters on {}, context on {}",
+           device_name(device_), device_name(ctx.device));
+  if (mixed_precision() && trainable_count_ > 0)
+    ops::cast(ctx, trainable_compute_values(), trainable_values());
 }
 
 Tensor ParameterStore::padded(const Buffer& buffer) const {
@@ -108,6 +126,8 @@ void ParameterStore::initialize(uint64_t seed) {
       fail("parameter initialization on {} is not available", device_name(device_));
     }
   }
+  OpContext ctx;
+  refresh_compute_copy(ctx);
 }
 
 void ParameterStore::zero_grads(const OpContext& ctx) const {

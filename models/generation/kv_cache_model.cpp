@@ -19,8 +19,9 @@ std::unique_ptr<ParameterStore> merged_lora_weights(const OpContext& ctx, const 
       spec.trainable = false;
       specs.push_back(spec);
     }
-  auto merged = std::make_unique<ParameterStore>(std::move(specs), params.dtype(), Device::cpu,
-                                                 ParameterStoreOptions{false, false, 1});
+  auto merged =
+      std::make_unique<ParameterStore>(std::move(specs), params.dtype(), Device::cpu,
+                                       ParameterStoreOptions{.gradients = false, .moments = false});
   for (const Parameter& p : merged->all()) ops::cast(ctx, p.value, params.at(p.spec.name).value);
   merge_lora(peft, *merged);
   return merged;

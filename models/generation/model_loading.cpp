@@ -100,7 +100,7 @@ void load_checkpoint(const ModelSource& source, LoadedModel& loaded) {
   const DType dtype = loaded.params->dtype();
   loaded.untuned_params =
       std::make_unique<ParameterStore>(run_param_specs(run.model, PeftSpec{}), dtype, Device::cpu,
-                                       ParameterStoreOptions{false, false, 1});
+                                       ParameterStoreOptions{.gradients = false, .moments = false});
   loaded.untuned_params->initialize(run.config.seed());
   if (!init_from.empty())
     load_init_weights(init_from, run.model, *loaded.untuned_params, /*base_only=*/false);
@@ -169,9 +169,9 @@ void load_base_and_adapter(const ModelSource& source, LoadedModel& loaded) {
         take_data_layout(run, loaded);
     }
   }
-  loaded.params =
-      std::make_unique<ParameterStore>(run_param_specs(loaded.model, loaded.peft), source.dtype,
-                                       Device::cpu, ParameterStoreOptions{false, false, 1});
+  loaded.params = std::make_unique<ParameterStore>(
+      run_param_specs(loaded.model, loaded.peft), source.dtype, Device::cpu,
+      ParameterStoreOptions{.gradients = false, .moments = false});
   try {
     load_init_weights(source.model, loaded.model, *loaded.params, loaded.peft.is_peft());
   } catch (const Error& error) {

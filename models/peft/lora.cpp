@@ -11,7 +11,7 @@ LoraAdapters::LoraAdapters(const PeftSpec& spec, const ModelConfig& model,
       lowest_layer_(model.num_layers),
       scale_(spec.method == PeftMethod::lora ? spec.lora_scale() : 0.0),
       dropout_(spec.lora_dropout),
-      dtype_(params.dtype()) {
+      dtype_(params.compute_dtype()) {
   slot_index_.assign(model.num_layers * kSlots, -1);
   if (spec.method != PeftMethod::lora) return;
   for (size_t i = 0; i < spec.lora_targets.size(); ++i) {
@@ -22,9 +22,9 @@ LoraAdapters::LoraAdapters(const PeftSpec& spec, const ModelConfig& model,
     module.layer = target.layer;
     module.slot = target.slot;
     module.index = static_cast<int64_t>(i);
-    module.a = a.value;
+    module.a = a.compute;
     module.da = a.grad;
-    module.b = b.value;
+    module.b = b.compute;
     module.db = b.grad;
     slot_index_[target.layer * kSlots + static_cast<int>(target.slot)] =
         static_cast<int>(modules_.size());

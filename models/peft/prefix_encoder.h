@@ -42,7 +42,11 @@ class PrefixEncoder {
   Tensor embedding_, dembedding_;  // projection input
   Linear layers_[2];
   Tensor hidden_pre_, hidden_act_, dhidden_act_, dhidden_pre_, dembedding_rows_;
-  Tensor kv_, dkv_;  // (L, 2, P, Hkv * D)
+  Tensor kv_, dkv_;  // (L, 2, P, Hkv * D); dkv_ in the gradients' dtype (f32 under mixed precision)
+  // Mixed precision (bf16 activations, f32 gradients): the projected table's gradient summed in
+  // f32 before its bf16 copy feeds the projection's backward, and the embedding rows widened.
+  bool mixed_ = false;
+  Tensor dtable_f32_, dembedding_f32_;
 };
 
 }  // namespace ft

@@ -142,7 +142,11 @@ void validate(const RunConfig& config) {
   check.at_most("parallel.bucket_mb", config.parallel().bucket_mb(), 4096);
   check.non_empty("output_dir", config.output_dir(), "a folder for metrics and checkpoints");
   check.choice("device", config.device(), {"auto", "cpu", "cuda"});
-  check.choice("dtype", config.dtype(), {"fp32", "fp64"});
+  check.choice("dtype", config.dtype(), {"fp32", "fp64", "auto"});
+  if (config.device() == "cuda" && config.dtype() == "fp64")
+    check.add(
+        "config field dtype = 'fp64' with device = 'cuda': expected auto (bf16 with fp32 master "
+        "weights) or fp32; fp64 runs on the CPU only");
   check.number("threads", config.threads(), config.threads() >= 0,
                "an integer >= 0 (0: all cores)");
   check.at_most("threads", config.threads(), 1024);

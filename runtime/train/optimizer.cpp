@@ -28,7 +28,9 @@ void AdamW::update(const OpContext& ctx, double lr, int64_t step) {
   for (const Parameter& param : params_.all()) {
     if (!param.spec.trainable) continue;
     args.weight_decay = param.spec.decay ? config_.weight_decay : 0.0;
-    ops::adamw_update(ctx, param.value, param.grad, param.adam_m, param.adam_v, args);
+    // Mixed precision: the update also rewrites the bf16 working copy the model reads.
+    const Tensor working_copy = param.compute.data != param.value.data ? param.compute : Tensor();
+    ops::adamw_update(ctx, param.value, param.grad, param.adam_m, param.adam_v, args, working_copy);
   }
 }
 

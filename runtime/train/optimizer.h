@@ -1,5 +1,7 @@
 // AdamW over the trainable parameters of a ParameterStore, with global gradient-norm clipping.
-// Weight decay applies to the parameters whose spec says so (matrices and embeddings).
+// Weight decay applies to the parameters whose spec says so (matrices and embeddings). Under
+// mixed precision the update writes each trainable parameter's bf16 working copy in the same pass
+// (the single-GPU trainer's optimizer; parallel/data_parallel.h is the CPU and multi-rank one).
 #pragma once
 
 #include <cstdint>

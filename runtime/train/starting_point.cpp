@@ -13,14 +13,15 @@ namespace ft {
 namespace {
 
 // The fields that decide which data a resumed run reads next and which model it continues; the
-// rest (learning rate, length of the run, logging, layout, ...) may change on resume.
+// rest (learning rate, length of the run, logging, layout, device and dtype: the checkpoint holds
+// the master weights, converted on load) may change on resume.
 void check_resume_compatible(const std::string& path, const config::RunConfig& saved,
                              const config::RunConfig& now) {
   for (const char* field :
        {"seed", "data.train_file", "data.format", "data.seq_len", "data.shuffle", "data.too_long",
         "data.tokenizer", "data.chat_template", "data.train_on", "data.packing", "data.valid_split",
         "data.chatml_default_system", "model.preset", "model.hf_config",
-        "model.max_position_embeddings", "dtype", "model.init_from"}) {
+        "model.max_position_embeddings", "model.init_from"}) {
     // model.init_from matters only where it names the architecture (neither preset nor
     // hf_config): the resumed checkpoint replaces the weights, and a PEFT base's fingerprint is
     // checked on its own.

@@ -64,7 +64,16 @@ Trainer::Trainer(TrainerOptions options)
                ? static_cast<std::ostream&>(null_log_)
                : (options_.log ? *options_.log : std::cout)) {
   config::validate(config_);
-  ctx_.device = select_device(config_.device());
+  const Device device = select_device(config_.device());
+  precision_ = resolve_precision(config_.dtype(), device);
+  if (device == Device::cuda && options_.world && options_.world->size() > 1)
+    fail(
+        "device: cuda with {} ranks: multi-GPU training is not available yet (the NCCL data path "
+        "is not wired into the trainer); run one process on one GPU, or device: cpu for "
+        "multi-rank runs",
+        options_.world->size());
+  run_device_ = std::make_unique<RunDevice>(device);
+  ctx_ = run_device_->context();
   ctx_.num_threads = resolve_threads(config_.threads());
   ctx_.counters = &counters_;
   omp_set_num_threads(ctx_.num_threads);
@@ -168,7 +177,7 @@ Trainer::Trainer(TrainerOptions options)
         "methods (prompt tuning, P-tuning, prefix tuning); set data.packing to false",
         peft_method_name(peft_.method));
   check_tensor_parallel(model_config_, peft_, layout.tp);
-  const DType dtype = config_.dtype() == "fp64" ? DType::f64 : DType::f32;
+  const DType dtype = precision_.master;
   StartingPointRequest request;
   request.config = &config_;
   request.model = &model_config_;
@@ -183,9 +192,26 @@ Trainer::Trainer(TrainerOptions options)
   const bool zero1 = config_.parallel().zero1() && layout.dp > 1;
   StartingPoint start;
   std::unique_ptr<ParameterStore> full_start;  // world rank 0 of a multi-rank job
-  if (layout.world_size == 1) {
+  if (layout.world_size == 1 && ctx_.device == Device::cpu) {
     params_ = std::make_unique<ParameterStore>(full_specs, dtype, ctx_.device);
     start = load_starting_point(request, *params_);
+    shard_rules_.assign(params_->all().size(), ShardRule{});
+    local_model_config_ = model_config_;
+    local_peft_ = peft_;
+  } else if (layout.world_size == 1) {
+    // One GPU: the starting point is read on the host (checkpoints, Hugging Face weights and
+    // adapters are host files), then copied once into the device store (fp32 masters and
+    // moments, bf16 working copies and frozen weights).
+    params_ = std::make_unique<ParameterStore>(full_specs, dtype, ctx_.device,
+                                               ParameterStoreOptions{}, precision_.compute);
+    ParameterStoreOptions staging;
+    staging.gradients = false;
+    staging.moments = !resume_path.empty();
+    ParameterStore host(full_specs, dtype, Device::cpu, staging);
+    start = load_starting_point(request, host);
+    ParameterCopy upload;
+    upload.moments = !resume_path.empty();
+    copy_parameters(*params_, host, upload, ctx_, ctx_.num_threads);
     shard_rules_.assign(params_->all().size(), ShardRule{});
     local_model_config_ = model_config_;
     local_peft_ = peft_;
@@ -227,8 +253,11 @@ Trainer::Trainer(TrainerOptions options)
   DataParallelOptions dp_options;
   dp_options.zero1 = zero1;
   dp_options.bucket_bytes = static_cast<int64_t>(config_.parallel().bucket_mb()) << 20;
-  optimizer_ = std::make_unique<DataParallelOptimizer>(*params_, shard_rules_, *groups_,
-                                                       kv_group_.get(), adamw, dp_options);
+  if (ctx_.device == Device::cpu)
+    optimizer_ = std::make_unique<DataParallelOptimizer>(*params_, shard_rules_, *groups_,
+                                                         kv_group_.get(), adamw, dp_options);
+  else
+    device_optimizer_ = std::make_unique<AdamW>(*params_, adamw);
   if (layout.world_size > 1) {
     Buffer scratch;
     const bool resumed = !resume_path.empty();
@@ -258,75 +287,12 @@ Trainer::Trainer(TrainerOptions options)
                                          config_.train().micro_batch_size(),
                                          peft_.model_seq_len(seq_len), sharding);
   memory_ = plan_model_memory(*model_, ctx_);
+  device_inputs_ = std::make_unique<DeviceInputs>(ctx_.device, config_.train().micro_batch_size(),
+                                                  peft_.model_seq_len(seq_len));
   micro_batches_.resize(config_.train().grad_accum_steps());
 }
 
 Trainer::~Trainer() = default;
-
-CommunicatorStats Trainer::communication_totals() const {
-  CommunicatorStats total;
-  for (const Communicator* comm :
-       {&groups_->world(), &groups_->tp(), &groups_->dp(), kv_group_.get()}) {
-    if (!comm) continue;
-    total.calls += comm->stats().calls;
-    total.bytes += comm->stats().bytes;
-    total.seconds += comm->stats().seconds;
-  }
-  return total;
-}
-
-void Trainer::print_startup_report() const {
-  const int64_t trainable = params_->trainable_count();
-  const int64_t total = trainable + params_->frozen_count();
-  log_ << "ft: model " << model_config_.summary() << "\n";
-  log_ << "ft: method " << peft_.summary() << "\n";
-  if (peft_.is_peft())
-    log_ << "ft: base " << base_.description << " (fingerprint " << base_.fingerprint << ")\n";
-  const ParallelLayout& layout = groups_->layout();
-  if (layout.world_size > 1)
-    log_ << fmt::format(
-        "ft: layout: {} ranks = tensor parallel {} x data parallel {} ({} communicator{}); "
-        "the parameter counts and memory below are per rank\n",
-        layout.world_size, layout.tp, layout.dp, groups_->world().kind(),
-        optimizer_->zero1() ? ", ZeRO-1 optimizer state" : "");
-  log_ << fmt::format("ft: parameters {} trainable of {} ({:.4g}%), {} on {} with {} threads\n",
-                      format_count(trainable), format_count(total),
-                      100.0 * static_cast<double>(trainable) / static_cast<double>(total),
-                      config_.dtype(), device_name(ctx_.device), ctx_.num_threads);
-  log_ << "ft: BLAS: " << blas_description() << "\n";
-  log_ << fmt::format(
-      "ft: memory: weights {} (trainable {}, frozen {}), gradients {}, optimizer state {}, "
-      "activations {}, workspace {}\n",
-      format_bytes(params_->weight_bytes()), format_bytes(params_->trainable_values().bytes()),
-      format_bytes(params_->frozen_values().bytes()), format_bytes(params_->gradient_bytes()),
-      format_bytes(optimizer_->state_bytes()), format_bytes(memory_.activations.capacity()),
-      format_bytes(memory_.workspace.bytes()));
-  const config::DataConfig& data_config = config_.data();
-  const std::string tokenizer =
-      data_config.tokenizer().empty()
-          ? fmt::format(
-                "byte-level ({} ids: 256 bytes and <|endoftext|>, <|im_start|>, <|im_end|>)",
-                tokenizer_->vocab_size())
-          : fmt::format("{} ({} ids)", data_config.tokenizer(), tokenizer_->vocab_size());
-  log_ << fmt::format("ft: tokenizer: {}; chat template {}; loss on {} tokens\n", tokenizer,
-                      data_config.chat_template(), data_config.train_on());
-  log_ << "ft: train data: " << data::format_report(train_report_) << "\n";
-  if (valid_loader_) log_ << "ft: valid data: " << data::format_report(valid_report_) << "\n";
-  const int64_t micro = config_.train().micro_batch_size(),
-                accum = config_.train().grad_accum_steps();
-  const int64_t rows_per_epoch = train_loader_->rows_for_epochs(1);
-  const std::string data_parallel =
-      layout.dp > 1 ? fmt::format(" x {} data-parallel ranks", layout.dp) : "";
-  log_ << fmt::format(
-      "ft: plan: {} steps of {} sequences ({} x {} accumulated{}) of {} tokens; {} sequences per "
-      "epoch{}\n",
-      total_steps_, micro * accum * layout.dp, micro, accum, data_parallel, data_config.seq_len(),
-      train_loader_->size(),
-      data_config.packing() ? fmt::format(" packed into {} rows", rows_per_epoch) : "");
-  const double epochs = static_cast<double>(total_steps_) * static_cast<double>(micro * accum) *
-                        layout.dp / static_cast<double>(rows_per_epoch);
-  log_ << "ft: tokens: " << data::format_token_plan(train_report_, epochs) << "\n";
-}
 
 EvalMetrics Trainer::evaluate(int64_t step, bool full) {
   EvalMetrics result;
@@ -349,7 +315,8 @@ EvalMetrics Trainer::evaluate(int64_t step, bool full) {
        first += static_cast<int64_t>(layout.dp) * micro) {
     valid_loader_->eval_batch(order, first, micro, eval_batch_);
     lay_out_batch(peft_, eval_batch_, &layout_scratch_);
-    ForwardResult forward = model_->forward(ctx_, model_inputs(eval_batch_));
+    ForwardResult forward =
+        model_->forward(ctx_, device_inputs_->upload(model_inputs(eval_batch_)));
     loss_sum += forward.loss_sum;
     counts[0] += static_cast<double>(forward.correct);
     counts[1] += static_cast<double>(eval_batch_.target_tokens);
@@ -362,37 +329,19 @@ EvalMetrics Trainer::evaluate(int64_t step, bool full) {
   return result;
 }
 
-std::unique_ptr<ParameterStore> Trainer::gather_full_parameters(bool frozen, bool moments) {
-  ParameterStoreOptions staging;
-  staging.gradients = false;
-  staging.moments = moments;
-  std::unique_ptr<ParameterStore> full;
-  if (groups_->layout().rank == 0)
-    full = std::make_unique<ParameterStore>(run_param_specs(model_config_, peft_), params_->dtype(),
-                                            Device::cpu, staging);
-  Buffer scratch;
-  FlatMoments flat_moments;
-  if (moments) flat_moments = optimizer_->moments_for_checkpoint(scratch);
-  gather_parameters(*params_, moments ? &flat_moments : nullptr, full.get(), frozen, *groups_,
-                    model_config_, peft_);
-  return full;
+void Trainer::reduce_gradients() {
+  if (optimizer_) optimizer_->reduce_gradients(ctx_);  // one GPU: nothing to reduce
 }
 
-void Trainer::save_checkpoint(int64_t step, int64_t trained_tokens) {
-  state_.step = step;
-  state_.cursor = train_loader_->cursor();
-  state_.trained_tokens = trained_tokens;
-  // Unsharded on disk: one file, written by world rank 0 from every rank's shards.
-  std::unique_ptr<ParameterStore> gathered;
-  if (groups_->layout().world_size > 1)
-    gathered = gather_full_parameters(/*frozen=*/!peft_.is_peft(), /*moments=*/true);
-  if (groups_->layout().rank == 0) {
-    std::string path = checkpoint::step_checkpoint_path(checkpoint_dir_, step);
-    save_training_checkpoint(path, gathered ? *gathered : *params_, state_, config_,
-                             model_config_.summary(), peft_.is_peft() ? &base_ : nullptr);
-    checkpoint::remove_old_checkpoints(checkpoint_dir_, config_.checkpoint().keep_last());
-  }
-  groups_->world().barrier();
+double Trainer::clip_gradients() {
+  return optimizer_ ? optimizer_->clip_gradients(ctx_) : device_optimizer_->clip_gradients(ctx_);
+}
+
+void Trainer::update(double lr, int64_t step) {
+  if (optimizer_)
+    optimizer_->update(ctx_, lr, step);
+  else
+    device_optimizer_->update(ctx_, lr, step);
 }
 
 TrainSummary Trainer::run() {
@@ -456,7 +405,7 @@ TrainSummary Trainer::run() {
     double sums[2] = {0.0, 0.0};  // loss, correct
     for (size_t index = 0; index < micro_batches_.size(); ++index) {
       data::Batch& batch = micro_batches_[index];
-      ModelInputs inputs = model_inputs(batch);
+      ModelInputs inputs = device_inputs_->upload(model_inputs(batch));
       const uint64_t global_index = static_cast<uint64_t>(layout.dp_rank * accum) + index;
       if (peft_.lora_dropout > 0)
         inputs.dropout_seed =  // a fresh mask per (step, micro-batch); never 0 (= no dropout)
@@ -469,16 +418,16 @@ TrainSummary Trainer::run() {
       sums[0] += forward.loss_sum;
       sums[1] += static_cast<double>(forward.correct);
     }
-    optimizer_->reduce_gradients(ctx_);
+    reduce_gradients();
     groups_->dp().all_reduce_sum(sums);  // tensor-parallel ranks of a replica agree already
-    const double grad_norm = optimizer_->clip_gradients(ctx_);
+    const double grad_norm = clip_gradients();
     if (!std::isfinite(grad_norm) || !std::isfinite(sums[0]))
       fail(
           "step {}: the loss ({}) or gradient norm ({}) is not finite; stopping before the update "
           "so the saved checkpoints stay valid",
           step, sums[0], grad_norm);
     const double lr = schedule_.at(step);
-    optimizer_->update(ctx_, lr, step);
+    update(lr, step);
 
     StepMetrics m;
     m.step = step;
@@ -560,6 +509,8 @@ TrainSummary Trainer::run() {
       peft_.is_peft() && config_.peft().export_peft() && !summary.stopped_early;
   if (export_peft && layout.world_size > 1)
     gathered = gather_full_parameters(/*frozen=*/true, /*moments=*/false);
+  else if (export_peft && writer && ctx_.device != Device::cpu)
+    gathered = host_copy(/*frozen=*/true, /*moments=*/false);
   if (export_peft && writer) {
     PeftExportInfo info;
     // A Hugging Face model folder when the base came from one; otherwise none (PEFT writes null),

@@ -27,6 +27,7 @@
 #include "runtime/train/lr_schedule.h"
 #include "runtime/train/metrics.h"
 #include "runtime/train/optimizer.h"
+#include "runtime/train/run_device.h"
 #include "runtime/train/train_state.h"
 
 namespace ft {
@@ -75,11 +76,21 @@ class Trainer {
   // Every rank's shards assembled into full-shape parameters on world rank 0 (nullptr elsewhere).
   // Collective.
   std::unique_ptr<ParameterStore> gather_full_parameters(bool frozen, bool moments);
+  // A GPU run's parameters copied to the host (fp32 masters, moments when asked, frozen values
+  // widened from bf16 when asked), for checkpoints and PEFT exports.
+  std::unique_ptr<ParameterStore> host_copy(bool frozen, bool moments) const;
+  // The optimizer of this run: DataParallelOptimizer on the CPU (any layout), AdamW writing the
+  // bf16 working copies on one GPU.
+  void reduce_gradients();
+  double clip_gradients();
+  void update(double lr, int64_t step);
 
   TrainerOptions options_;
   const config::RunConfig& config_;
   std::ofstream null_log_;  // never opened: the log of every rank but world rank 0
   std::ostream& log_;
+  RunPrecision precision_;
+  std::unique_ptr<RunDevice> run_device_;  // owns the CUDA stream and cuBLASLt handle
   OpContext ctx_;
   OpCounters counters_;
   ModelConfig model_config_;
@@ -98,7 +109,9 @@ class Trainer {
   std::unique_ptr<data::BatchLoader> train_loader_, valid_loader_;
   std::unique_ptr<ParameterStore> params_;
   std::unique_ptr<Transformer> model_;
-  std::unique_ptr<DataParallelOptimizer> optimizer_;
+  std::unique_ptr<DataParallelOptimizer> optimizer_;  // CPU runs
+  std::unique_ptr<AdamW> device_optimizer_;           // GPU runs (one rank)
+  std::unique_ptr<DeviceInputs> device_inputs_;       // the micro-batch on the GPU
   ModelMemory memory_;
   LrSchedule schedule_;
   TrainState state_;
