@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "kernels/ops.h"
+#include "models/hf_weights.h"
 #include "models/param_layout.h"
 #include "runtime/checkpoint/safetensors.h"
 #include "runtime/error.h"
@@ -20,20 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// GPT-2's Conv1D layers store their weight (in, out); ft holds (out, in).
-bool is_conv1d_weight(const ModelConfig& config, const std::string& name) {
-  if (config.model_type != "gpt2") return false;
-  for (const char* suffix :
-       {".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight"})
-    if (ends_with(name, suffix)) return true;
-  return false;
-}
 
 // dst (cols, rows) = src (rows, cols)^T for elements of `element` bytes.
 std::vector<unsigned char> transposed(const std::vector<unsigned char>& src, int64_t rows,

@@ -33,11 +33,6 @@ struct WeightFiles {
   std::map<std::string, const checkpoint::SafetensorsReader*> tensors;
 };
 
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 WeightFiles open_single(const std::string& file) {
   WeightFiles files;
   files.description = file;
@@ -97,24 +92,15 @@ WeightFiles open_weight_files(const std::string& path) {
   if (!fs::is_regular_file(path))
     fail("{}: no such file or folder (expected a Hugging Face {}, a {} or a folder holding one)",
          path, kSingleFile, kIndexFile);
-  if (ends_with(path, ".json")) return open_sharded(path);
+  if (path.ends_with(".json")) return open_sharded(path);
   return open_single(path);
-}
-
-// GPT-2's Conv1D layers store their weight (in, out).
-bool is_conv1d_weight(const ModelConfig& config, const std::string& name) {
-  if (config.model_type != "gpt2") return false;
-  for (const char* suffix :
-       {".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight"})
-    if (ends_with(name, suffix)) return true;
-  return false;
 }
 
 // Tensors a checkpoint may hold that are not parameters of ft's model.
 bool is_skippable(const ModelConfig& config, const std::string& name) {
-  if (ends_with(name, "rotary_emb.inv_freq")) return true;
+  if (name.ends_with("rotary_emb.inv_freq")) return true;
   if (config.model_type == "gpt2" &&
-      (ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias")))
+      (name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias")))
     return true;
   return config.tied_embeddings && name == "lm_head.weight";
 }
@@ -248,6 +234,14 @@ std::map<std::string, std::string> hf_tensor_dtypes(const std::string& path,
 
 std::string hf_config_file(const std::string& path) {
   return fs::is_directory(path) ? (fs::path(path) / "config.json").string() : path;
+}
+
+bool is_conv1d_weight(const ModelConfig& config, const std::string& name) {
+  if (config.model_type != "gpt2") return false;
+  for (const char* suffix :
+       {".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight"})
+    if (name.ends_with(suffix)) return true;
+  return false;
 }
 
 }  // namespace ft

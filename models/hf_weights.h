@@ -37,4 +37,8 @@ std::map<std::string, std::string> hf_tensor_dtypes(const std::string& path,
 // from_pretrained takes a folder).
 std::string hf_config_file(const std::string& path);
 
+// GPT-2's Conv1D layers (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj weights) store their
+// weight (in, out); ft holds (out, in).
+bool is_conv1d_weight(const ModelConfig& config, const std::string& name);
+
 }  // namespace ft

@@ -39,6 +39,9 @@ DataParallelOptimizer::DataParallelOptimizer(const ParameterStore& params,
   const int dp = groups.layout().dp;
   const int64_t shard_count = options_.zero1 ? params.padded_trainable_count() / dp : 0;
   if (options_.zero1) {
+    FT_CHECK(!params.mixed_precision(),
+             "ZeRO-1 updates fp32 slices only; mixed-precision working copies need the full "
+             "update");
     FT_CHECK(params.padded_trainable_count() % dp == 0 && params.adam_m().empty(),
              "ZeRO-1 needs a parameter store without moments, padded to a multiple of dp = {}", dp);
   }
@@ -118,19 +121,12 @@ double DataParallelOptimizer::clip_gradients(const OpContext& ctx) {
   if (options_.zero1) groups_.dp().all_reduce_sum(squares);
   groups_.tp().all_reduce_sum(squares);
   const double norm = std::sqrt(squares[0]);
-  if (adamw_.grad_clip > 0.0 && norm > adamw_.grad_clip && std::isfinite(norm))
-    grad_scale_ = adamw_.grad_clip / norm;
+  grad_scale_ = clip_scale(adamw_, norm);
   return norm;
 }
 
 void DataParallelOptimizer::update(const OpContext& ctx, double lr, int64_t step) {
-  ops::AdamWArgs args;
-  args.lr = lr;
-  args.beta1 = adamw_.beta1;
-  args.beta2 = adamw_.beta2;
-  args.eps = adamw_.eps;
-  args.step = step;
-  args.grad_scale = grad_scale_;
+  ops::AdamWArgs args = adamw_step_args(adamw_, lr, step, grad_scale_);
   grad_scale_ = 1.0;
   if (params_.trainable_count() == 0) return;
   const Range range = shard();
@@ -138,7 +134,10 @@ void DataParallelOptimizer::update(const OpContext& ctx, double lr, int64_t step
     if (!param.spec.trainable) continue;
     args.weight_decay = param.spec.decay ? adamw_.weight_decay : 0.0;
     if (!options_.zero1) {
-      ops::adamw_update(ctx, param.value, param.grad, param.adam_m, param.adam_v, args);
+      // Mixed precision: the update also rewrites the bf16 working copy the model reads.
+      const Tensor working_copy = params_.mixed_precision() ? param.compute : Tensor();
+      ops::adamw_update(ctx, param.value, param.grad, param.adam_m, param.adam_v, args,
+                        working_copy);
       continue;
     }
     const int64_t begin = std::max(range.begin, param.offset);

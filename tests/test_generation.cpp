@@ -27,6 +27,7 @@
 #include "tests/support/gradcheck.h"
 #include "tests/support/peft_cases.h"
 #include "tests/support/python.h"
+#include "tests/support/random_model.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/training_run.h"
 
@@ -52,14 +53,7 @@ struct TinyModel {
     params =
         std::make_unique<ParameterStore>(run_param_specs(config, spec), DType::f64, Device::cpu);
     params->initialize(7);
-    Random random(99);
-    for (const Parameter& p : params->all()) {
-      if (p.spec.init == InitKind::normal && !p.spec.trainable) continue;
-      double* values = p.value.ptr<double>();
-      const double base = p.spec.init == InitKind::ones ? 1.0 : 0.0;
-      for (int64_t i = 0; i < p.value.numel(); ++i)
-        values[i] = base + 0.4 * (random.uniform() - 0.5);
-    }
+    testing::randomize_parameters(*params, 0.4, 0.4, /*keep_frozen_matrices=*/true);
   }
 
   // The last row's logits of the training model's forward over the whole sequence.

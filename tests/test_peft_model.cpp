@@ -19,6 +19,7 @@
 #include "support/gradcheck.h"
 #include "support/model_gradcheck.h"
 #include "support/peft_cases.h"
+#include "support/random_model.h"
 
 namespace ft {
 namespace {
@@ -43,31 +44,13 @@ struct PeftRun : testing::ModelRun {
     params =
         std::make_unique<ParameterStore>(run_param_specs(config, spec), DType::f64, Device::cpu);
     params->initialize(7);
-    Random random(99);
-    for (const Parameter& p : params->all()) {
-      if (p.spec.init == InitKind::normal && !p.spec.trainable) continue;
-      double* values = p.value.ptr<double>();
-      const double base = p.spec.init == InitKind::ones ? 1.0 : 0.0;
-      const double spread = p.spec.trainable ? 0.6 : 0.2;
-      for (int64_t i = 0; i < p.value.numel(); ++i)
-        values[i] = base + spread * (random.uniform() - 0.5);
-    }
+    testing::randomize_parameters(*params, /*trainable_spread=*/0.6, /*frozen_spread=*/0.2,
+                                  /*keep_frozen_matrices=*/true);
     const int64_t rows = spec.model_seq_len(seq_len);
     model = std::make_unique<Transformer>(config, *params, spec, batch_size, rows);
     bind_model();
 
-    Random token_random(123);  // the same tokens whatever the parameters drew
-    batch.batch_size = static_cast<int>(batch_size);
-    batch.seq_len = static_cast<int>(seq_len);
-    for (int64_t i = 0; i < batch_size * seq_len; ++i) {
-      batch.input_ids.push_back(static_cast<int32_t>(token_random.below(config.vocab_size)));
-      batch.positions.push_back(static_cast<int32_t>(i % seq_len));
-      const bool ignored = i % 4 == 3;
-      batch.targets.push_back(ignored
-                                  ? data::kIgnoreTarget
-                                  : static_cast<int32_t>(token_random.below(config.vocab_size)));
-      target_count += !ignored;
-    }
+    batch = testing::random_token_batch(config.vocab_size, batch_size, seq_len, &target_count);
     lay_out_batch(spec, batch);
     inputs = model_inputs(batch);
     inputs.dropout_seed = dropout_seed;

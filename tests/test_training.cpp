@@ -19,30 +19,9 @@ namespace ft {
 namespace {
 
 using testing::kSmallLlama;
+using testing::small_run;
 using testing::TempDir;
 using testing::train;
-
-config::RunConfig small_run(const TempDir& dir, const std::string& output, int max_steps) {
-  config::RunConfig config;
-  config.mutable_model()->set_hf_config(dir.write("model/config.json", kSmallLlama));
-  config.mutable_data()->set_train_file(std::string(FT_SOURCE_DIR) +
-                                        "/examples/quickstart/train.jsonl");
-  config.mutable_data()->set_valid_file(std::string(FT_SOURCE_DIR) +
-                                        "/examples/quickstart/valid.jsonl");
-  config.mutable_data()->set_seq_len(96);
-  config.mutable_optim()->set_lr(3e-3);
-  config.mutable_optim()->set_warmup_steps(2);
-  config.mutable_optim()->set_weight_decay(0.01);
-  config.mutable_train()->set_micro_batch_size(4);
-  config.mutable_train()->set_grad_accum_steps(2);
-  config.mutable_train()->set_max_steps(max_steps);
-  config.mutable_train()->set_eval_batches(2);
-  config.mutable_train()->set_log_every(1000);
-  config.set_output_dir(dir.path(output));
-  config.set_threads(2);
-  config.set_seed(5);
-  return config;
-}
 
 TEST(Training, LossFalls) {
   TempDir dir;

@@ -27,11 +27,8 @@ import re
 import peft
 import torch
 import transformers
-import transformers.generation.utils
 
-# generate() asks whether the model is FSDP-managed by importing torch.distributed.fsdp, which
-# Debian's torch 1.13 cannot import under Python 3.11 (a dataclass error). Nothing here is FSDP.
-transformers.generation.utils.is_fsdp_managed_module = lambda module: False
+from greedy_reference import greedy_generate, recompute_greedy  # noqa: E402 (patches generate)
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests/data/peft_golden"
@@ -52,30 +49,6 @@ def load_base(family, case_dir):
         case_dir, torch_dtype=torch.float32, attn_implementation="eager").eval()
 
 
-def generate(model, input_ids):
-    """PEFT's / transformers' greedy generate: new ids and the top-2 logit gap of each step."""
-    out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                         max_new_tokens=NEW_TOKENS, min_new_tokens=0, do_sample=False,
-                         num_beams=1, eos_token_id=None, pad_token_id=0,
-                         return_dict_in_generate=True, output_scores=True)
-    new = out.sequences[0, input_ids.shape[1]:].tolist()
-    assert len(new) == NEW_TOKENS, new
-    gaps = []
-    for scores in out.scores:
-        top = torch.topk(scores[0], 2).values
-        gaps.append(float(top[0] - top[1]))
-    return new, gaps
-
-
-def recompute_greedy(model, input_ids):
-    """Greedy decoding that runs the whole sequence through the model at every step, no cache."""
-    ids = input_ids
-    for _ in range(NEW_TOKENS):
-        logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
-        ids = torch.cat([ids, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
-    return ids[0, input_ids.shape[1]:].tolist()
-
-
 def record(name, family, method, model, adapter):
     entry = {"case": name, "family": family, "method": method,
              "model": f"peft_golden/{family}_lora" if adapter is None else f"peft_golden/{name}",
@@ -83,8 +56,8 @@ def record(name, family, method, model, adapter):
     vocab = model.config.vocab_size
     with torch.no_grad():
         for input_ids in prompts(vocab):
-            new, gaps = generate(model, input_ids)
-            assert recompute_greedy(model, input_ids) == new, f"{name}: cache vs recompute"
+            new, gaps = greedy_generate(model, input_ids, NEW_TOKENS)
+            assert recompute_greedy(model, input_ids, NEW_TOKENS) == new, f"{name}: cache vs recompute"
             entry["prompts"].append(input_ids[0].tolist())
             entry["continuations"].append(new)
             entry["top2_gaps"].append([round(g, 6) for g in gaps])

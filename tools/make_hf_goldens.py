@@ -42,12 +42,9 @@ import shutil
 
 import torch
 import transformers
-import transformers.generation.utils
 from safetensors.torch import save_file
 
-# generate() asks whether the model is FSDP-managed by importing torch.distributed.fsdp, which
-# Debian's torch 1.13 cannot import under Python 3.11 (a dataclass error). Nothing here is FSDP.
-transformers.generation.utils.is_fsdp_managed_module = lambda module: False
+from greedy_reference import greedy_generate, recompute_greedy  # noqa: E402 (patches generate)
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 BATCH, SEQ_LEN = 2, 9
@@ -125,27 +122,6 @@ def build(family):
     return model
 
 
-def generate(model, input_ids):
-    """transformers' greedy generate: the new ids and the top-2 logit gap of each step."""
-    out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                         max_new_tokens=NEW_TOKENS, min_new_tokens=0, do_sample=False,
-                         num_beams=1, eos_token_id=None, pad_token_id=0,
-                         return_dict_in_generate=True, output_scores=True)
-    new = out.sequences[0, input_ids.shape[1]:].tolist()
-    assert len(new) == NEW_TOKENS, new
-    gaps = [float(torch.topk(scores[0], 2).values.diff().abs()) for scores in out.scores]
-    return new, gaps
-
-
-def recompute_greedy(model, input_ids):
-    """Greedy decoding that runs the whole sequence through the model at every step, no cache."""
-    ids = input_ids
-    for _ in range(NEW_TOKENS):
-        logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
-        ids = torch.cat([ids, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
-    return ids[0, input_ids.shape[1]:].tolist()
-
-
 def record(family, model):
     vocab = model.config.vocab_size
     generator = torch.Generator().manual_seed(FAMILIES[family]["seed"] + 2)
@@ -156,8 +132,8 @@ def record(family, model):
         logits = model(input_ids=input_ids).logits.float().contiguous()
         for length in PROMPT_LENGTHS:
             prompt = torch.randint(0, vocab, (1, length), generator=generator)
-            new, gaps = generate(model, prompt)
-            assert recompute_greedy(model, prompt) == new, f"{family}: cache vs recompute"
+            new, gaps = greedy_generate(model, prompt, NEW_TOKENS)
+            assert recompute_greedy(model, prompt, NEW_TOKENS) == new, f"{family}: cache vs recompute"
             entry["prompts"].append(prompt[0].tolist())
             entry["continuations"].append(new)
             entry["top2_gaps"].append([round(g, 6) for g in gaps])

@@ -1,12 +1,13 @@
 // AdamW over the trainable parameters of a ParameterStore, with global gradient-norm clipping.
-// Weight decay applies to the parameters whose spec says so (matrices and embeddings). Under
-// mixed precision the update writes each trainable parameter's bf16 working copy in the same pass
-// (the single-GPU trainer's optimizer; parallel/data_parallel.h is the CPU and multi-rank one).
+// Weight decay applies to the parameters whose spec says so (matrices and embeddings). One process
+// on the CPU, for tests and benchmarks; the trainer's optimizer (any device and layout) is
+// parallel/data_parallel.h.
 #pragma once
 
 #include <cstdint>
 
 #include "kernels/context.h"
+#include "kernels/ops.h"
 #include "runtime/parameters.h"
 
 namespace ft {
@@ -18,6 +19,13 @@ struct AdamWConfig {
   double weight_decay = 0.0;
   double grad_clip = 1.0;  // 0: no clipping
 };
+
+// The update's arguments shared by every parameter (weight decay is set per parameter).
+ops::AdamWArgs adamw_step_args(const AdamWConfig& config, double lr, int64_t step,
+                               double grad_scale);
+// The factor that scales gradients of global norm `norm` down to config.grad_clip (1 when under
+// it, when clipping is off, or when the norm is not finite).
+double clip_scale(const AdamWConfig& config, double norm);
 
 class AdamW {
  public:

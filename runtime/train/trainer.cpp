@@ -253,11 +253,8 @@ Trainer::Trainer(TrainerOptions options)
   DataParallelOptions dp_options;
   dp_options.zero1 = zero1;
   dp_options.bucket_bytes = static_cast<int64_t>(config_.parallel().bucket_mb()) << 20;
-  if (ctx_.device == Device::cpu)
-    optimizer_ = std::make_unique<DataParallelOptimizer>(*params_, shard_rules_, *groups_,
-                                                         kv_group_.get(), adamw, dp_options);
-  else
-    device_optimizer_ = std::make_unique<AdamW>(*params_, adamw);
+  optimizer_ = std::make_unique<DataParallelOptimizer>(*params_, shard_rules_, *groups_,
+                                                       kv_group_.get(), adamw, dp_options);
   if (layout.world_size > 1) {
     Buffer scratch;
     const bool resumed = !resume_path.empty();
@@ -327,21 +324,6 @@ EvalMetrics Trainer::evaluate(int64_t step, bool full) {
   result.loss = reduced[2] > 0 ? reduced[0] / reduced[2] : 0.0;
   result.accuracy = reduced[2] > 0 ? reduced[1] / reduced[2] : 0.0;
   return result;
-}
-
-void Trainer::reduce_gradients() {
-  if (optimizer_) optimizer_->reduce_gradients(ctx_);  // one GPU: nothing to reduce
-}
-
-double Trainer::clip_gradients() {
-  return optimizer_ ? optimizer_->clip_gradients(ctx_) : device_optimizer_->clip_gradients(ctx_);
-}
-
-void Trainer::update(double lr, int64_t step) {
-  if (optimizer_)
-    optimizer_->update(ctx_, lr, step);
-  else
-    device_optimizer_->update(ctx_, lr, step);
 }
 
 TrainSummary Trainer::run() {
@@ -418,16 +400,16 @@ TrainSummary Trainer::run() {
       sums[0] += forward.loss_sum;
       sums[1] += static_cast<double>(forward.correct);
     }
-    reduce_gradients();
+    optimizer_->reduce_gradients(ctx_);
     groups_->dp().all_reduce_sum(sums);  // tensor-parallel ranks of a replica agree already
-    const double grad_norm = clip_gradients();
+    const double grad_norm = optimizer_->clip_gradients(ctx_);
     if (!std::isfinite(grad_norm) || !std::isfinite(sums[0]))
       fail(
           "step {}: the loss ({}) or gradient norm ({}) is not finite; stopping before the update "
           "so the saved checkpoints stay valid",
           step, sums[0], grad_norm);
     const double lr = schedule_.at(step);
-    update(lr, step);
+    optimizer_->update(ctx_, lr, step);
 
     StepMetrics m;
     m.step = step;

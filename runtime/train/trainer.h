@@ -26,7 +26,6 @@
 #include "runtime/train/input_layout.h"
 #include "runtime/train/lr_schedule.h"
 #include "runtime/train/metrics.h"
-#include "runtime/train/optimizer.h"
 #include "runtime/train/run_device.h"
 #include "runtime/train/train_state.h"
 
@@ -79,11 +78,6 @@ class Trainer {
   // A GPU run's parameters copied to the host (fp32 masters, moments when asked, frozen values
   // widened from bf16 when asked), for checkpoints and PEFT exports.
   std::unique_ptr<ParameterStore> host_copy(bool frozen, bool moments) const;
-  // The optimizer of this run: DataParallelOptimizer on the CPU (any layout), AdamW writing the
-  // bf16 working copies on one GPU.
-  void reduce_gradients();
-  double clip_gradients();
-  void update(double lr, int64_t step);
 
   TrainerOptions options_;
   const config::RunConfig& config_;
@@ -109,8 +103,7 @@ class Trainer {
   std::unique_ptr<data::BatchLoader> train_loader_, valid_loader_;
   std::unique_ptr<ParameterStore> params_;
   std::unique_ptr<Transformer> model_;
-  std::unique_ptr<DataParallelOptimizer> optimizer_;  // CPU runs
-  std::unique_ptr<AdamW> device_optimizer_;           // GPU runs (one rank)
+  std::unique_ptr<DataParallelOptimizer> optimizer_;  // one rank or many, CPU or GPU
   std::unique_ptr<DeviceInputs> device_inputs_;       // the micro-batch on the GPU
   ModelMemory memory_;
   LrSchedule schedule_;

@@ -34,7 +34,7 @@ void Trainer::print_startup_report() const {
         "ft: layout: {} ranks = tensor parallel {} x data parallel {} ({} communicator{}); "
         "the parameter counts and memory below are per rank\n",
         layout.world_size, layout.tp, layout.dp, groups_->world().kind(),
-        optimizer_ && optimizer_->zero1() ? ", ZeRO-1 optimizer state" : "");
+        optimizer_->zero1() ? ", ZeRO-1 optimizer state" : "");
   log_ << fmt::format("ft: parameters {} trainable of {} ({:.4g}%), {} on {} with {} threads\n",
                       format_count(trainable), format_count(total),
                       100.0 * static_cast<double>(trainable) / static_cast<double>(total),
@@ -46,7 +46,7 @@ void Trainer::print_startup_report() const {
       "activations {}, workspace {}\n",
       format_bytes(params_->weight_bytes()), format_bytes(params_->trainable_values().bytes()),
       format_bytes(params_->frozen_values().bytes()), format_bytes(params_->gradient_bytes()),
-      format_bytes(optimizer_ ? optimizer_->state_bytes() : params_->optimizer_bytes()),
+      format_bytes(optimizer_->state_bytes()),
       format_bytes(memory_.activations.capacity() + device_inputs_->bytes()),
       format_bytes(memory_.workspace.bytes()));
   const config::DataConfig& data_config = config_.data();

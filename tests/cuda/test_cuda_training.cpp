@@ -39,25 +39,9 @@ constexpr double kLossTolerance = 2e-2;
 config::RunConfig small_run(const TempDir& dir, const std::string& output,
                             const std::string& device, const config::PeftConfig& peft,
                             int max_steps) {
-  config::RunConfig config;
-  config.mutable_model()->set_hf_config(dir.write("model/config.json", kSmallLlama));
-  const std::string examples = std::string(FT_SOURCE_DIR) + "/examples/quickstart/";
-  config.mutable_data()->set_train_file(examples + "train.jsonl");
-  config.mutable_data()->set_valid_file(examples + "valid.jsonl");
-  config.mutable_data()->set_seq_len(96);
+  config::RunConfig config = testing::small_run(dir, output, max_steps);
   *config.mutable_peft() = peft;
-  config.mutable_optim()->set_lr(3e-3);
-  config.mutable_optim()->set_warmup_steps(2);
-  config.mutable_optim()->set_weight_decay(0.01);
-  config.mutable_train()->set_micro_batch_size(4);
-  config.mutable_train()->set_grad_accum_steps(2);
-  config.mutable_train()->set_max_steps(max_steps);
-  config.mutable_train()->set_eval_batches(2);
-  config.mutable_train()->set_log_every(1000);
-  config.set_output_dir(dir.path(output));
   config.set_device(device);
-  config.set_threads(2);
-  config.set_seed(5);
   return config;
 }
 

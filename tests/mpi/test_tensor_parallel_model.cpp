@@ -21,6 +21,7 @@
 #include "runtime/train/input_layout.h"
 #include "tests/support/mpi_world.h"
 #include "tests/support/peft_cases.h"
+#include "tests/support/random_model.h"
 
 namespace ft {
 namespace {
@@ -92,27 +93,10 @@ void check_tensor_parallel(const std::string& preset, int tp) {
     // The single-process model, every parameter at a random non-trivial value.
     ParameterStore full(run_param_specs(config, peft), DType::f64, Device::cpu);
     full.initialize(7);
-    Random random(99);
-    for (const Parameter& p : full.all()) {
-      double* values = p.value.ptr<double>();
-      const double base = p.spec.init == InitKind::ones ? 1.0 : 0.0;
-      for (int64_t i = 0; i < p.value.numel(); ++i)
-        values[i] = base + 0.5 * (random.uniform() - 0.5);
-    }
-    data::Batch batch;
-    batch.batch_size = static_cast<int>(batch_size);
-    batch.seq_len = static_cast<int>(seq_len);
-    Random token_random(123);
+    testing::randomize_parameters(full, 0.5, 0.5, /*keep_frozen_matrices=*/false);
     int64_t targets = 0;
-    for (int64_t i = 0; i < batch_size * seq_len; ++i) {
-      batch.input_ids.push_back(static_cast<int32_t>(token_random.below(config.vocab_size)));
-      batch.positions.push_back(static_cast<int32_t>(i % seq_len));
-      const bool ignored = i % 4 == 3;
-      batch.targets.push_back(ignored
-                                  ? data::kIgnoreTarget
-                                  : static_cast<int32_t>(token_random.below(config.vocab_size)));
-      targets += !ignored;
-    }
+    const data::Batch batch =
+        testing::random_token_batch(config.vocab_size, batch_size, seq_len, &targets);
     const StepResult expected =
         run_step(config, full, peft, batch, method.dropout_seed, {}, targets);
 

@@ -8,6 +8,7 @@
 
 #include "runtime/config/config.h"
 #include "runtime/train/trainer.h"
+#include "tests/support/temp_dir.h"
 
 namespace ft::testing {
 
@@ -32,6 +33,30 @@ inline TrainSummary train(config::RunConfig config, const std::string& resume = 
   TrainSummary summary = trainer.run();
   if (log_text) *log_text = log.str();
   return summary;
+}
+
+// A short run of the small Llama on the quickstart data: 4 x 2 sequences of 96 tokens per step,
+// warm-up 2, weight decay, a 2-batch evaluation, two threads, into dir/output.
+inline config::RunConfig small_run(const TempDir& dir, const std::string& output, int max_steps) {
+  config::RunConfig config;
+  config.mutable_model()->set_hf_config(dir.write("model/config.json", kSmallLlama));
+  config.mutable_data()->set_train_file(std::string(FT_SOURCE_DIR) +
+                                        "/examples/quickstart/train.jsonl");
+  config.mutable_data()->set_valid_file(std::string(FT_SOURCE_DIR) +
+                                        "/examples/quickstart/valid.jsonl");
+  config.mutable_data()->set_seq_len(96);
+  config.mutable_optim()->set_lr(3e-3);
+  config.mutable_optim()->set_warmup_steps(2);
+  config.mutable_optim()->set_weight_decay(0.01);
+  config.mutable_train()->set_micro_batch_size(4);
+  config.mutable_train()->set_grad_accum_steps(2);
+  config.mutable_train()->set_max_steps(max_steps);
+  config.mutable_train()->set_eval_batches(2);
+  config.mutable_train()->set_log_every(1000);
+  config.set_output_dir(dir.path(output));
+  config.set_threads(2);
+  config.set_seed(5);
+  return config;
 }
 
 }  // namespace ft::testing
