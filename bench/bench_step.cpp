@@ -1,20 +1,25 @@
-// bench_step: the end-to-end CPU training-step benchmark. Times full steps (zero grads, forward,
-// backward, clip, AdamW) of a model at a batch shape, then measures the machine's BLAS ceiling on
-// the step's own GEMM shapes (gemm_ceiling.h), so the figure reads as "a fraction of what this
-// machine can do". --profile adds a per-op breakdown (step_profile.h): each op the step runs,
-// timed alone on the step's shapes. --method picks the fine-tuning method (full, or a PEFT adapter
-// on a frozen base); --method all runs every method on the same model and batch and compares
-// their speed and memory (peft_bench.h). Benchmarks print figures; nothing here passes or fails.
+// bench_step: the end-to-end training-step benchmark. Times full steps (zero grads, forward,
+// backward, clip, AdamW) of a model at a batch shape, then on the CPU measures the machine's BLAS
+// ceiling on the step's own GEMM shapes (gemm_ceiling.h), so the figure reads as "a fraction of
+// what this machine can do". --device cuda runs the step on one GPU as ft_train does (bf16
+// compute, fp32 master weights, the trainer's device setup and optimizer) and reports MFU against
+// the GPU's dense bf16 peak and the device memory the run holds. --profile adds a per-op breakdown
+// (step_profile.h): each op the step runs, timed alone on the step's shapes. --method picks the
+// fine-tuning method (full, or a PEFT adapter on a frozen base); --method all runs every method on
+// the same model and batch and compares their speed and memory (peft_bench.h). Benchmarks print
+// figures; nothing here passes or fails.
 #include <cblas.h>
 #include <omp.h>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <iostream>
+#include <memory>
 #include <random>
 #include <string>
 #include <utility>
@@ -25,14 +30,17 @@
 #include "models/model_config.h"
 #include "models/peft/peft_spec.h"
 #include "models/transformer.h"
+#include "parallel/data_parallel.h"
 #include "peft_bench.h"
 #include "runtime/buffer.h"
 #include "runtime/data/batch_loader.h"
+#include "runtime/device.h"
 #include "runtime/error.h"
 #include "runtime/parameters.h"
 #include "runtime/train/input_layout.h"
 #include "runtime/train/metrics.h"
 #include "runtime/train/optimizer.h"
+#include "runtime/train/run_device.h"
 #include "step_profile.h"
 
 namespace ft::bench {
@@ -46,7 +54,10 @@ struct BenchOptions {
   int threads = 2;
   int steps = 10;
   int warmup = 2;
-  std::string dtype = "fp32";
+  std::string device = "cpu";  // cpu | cuda
+  std::string dtype = "auto";  // auto (cpu: fp32; cuda: bf16 with fp32 masters) | fp32 | fp64
+  double peak_tflops = 0;      // cuda: MFU's denominator; 0 = from the GPU's name
+  bool result_json = false;    // one "bench_step-result: {...}" line at the end (one method)
   uint64_t seed = 1234;
   int gemm_reps = 7;
   bool profile = false;
@@ -59,24 +70,53 @@ struct PhaseSeconds {
   double zero = 0, forward = 0, backward = 0, clip = 0, update = 0, total = 0;
 };
 
+// Where and in what precision the step runs.
+struct RunTarget {
+  Device device = Device::cpu;
+  RunPrecision precision;
+};
+
 // Owns a model with its fine-tuning method, its parameters, optimizer, activations and one seeded
 // random batch laid out for the method (virtual rows in front for prompt tuning and P-tuning).
+// On CUDA it is set up as the trainer sets up a one-GPU run (runtime/train/trainer.cpp): the
+// RunDevice's context, a mixed-precision store (fp32 masters, gradients and moments for the
+// trainable parameters, bf16 working copies, frozen weights bf16 only) filled from a host staging
+// store by copy_parameters, the inputs uploaded through DeviceInputs, and the trainer's optimizer
+// (DataParallelOptimizer over one rank, which also writes the bf16 working copies). The CPU keeps
+// the plain AdamW it was measured with.
 class StepBench {
  public:
-  StepBench(const ModelConfig& config, const BenchOptions& options, DType dtype,
+  StepBench(const ModelConfig& config, const BenchOptions& options, const RunTarget& target,
             const PeftSpec& peft)
       : config_(config),
         options_(options),
         peft_(peft),
-        params_(run_param_specs(config, peft), dtype, Device::cpu),
-        optimizer_(params_, adamw_config()),
-        model_(config, params_, peft, options.batch, peft.model_seq_len(options.seq)) {
-    ctx_.device = Device::cpu;
+        run_device_(target.device),
+        params_(run_param_specs(config, peft), target.precision.master, target.device,
+                ParameterStoreOptions{}, target.precision.compute),
+        model_(config, params_, peft, options.batch, peft.model_seq_len(options.seq)),
+        device_inputs_(target.device, options.batch, peft.model_seq_len(options.seq)) {
+    ctx_ = run_device_.context();
     ctx_.num_threads = options.threads;
     ctx_.counters = &counters_;
-    params_.initialize(options.seed);
+    if (target.device == Device::cpu) {
+      params_.initialize(options.seed);
+      cpu_optimizer_ = std::make_unique<AdamW>(params_, adamw_config());
+    } else {
+      ParameterStoreOptions staging;  // values only, as the trainer stages its starting point
+      staging.gradients = false;
+      staging.moments = false;
+      ParameterStore host(run_param_specs(config, peft), target.precision.master, Device::cpu,
+                          staging);
+      host.initialize(options.seed);
+      copy_parameters(params_, host, ParameterCopy{}, ctx_, options.threads);
+      shard_rules_.assign(params_.all().size(), ShardRule{});
+      device_optimizer_ = std::make_unique<DataParallelOptimizer>(
+          params_, shard_rules_, groups_, nullptr, adamw_config(), DataParallelOptions{});
+    }
     memory_ = plan_model_memory(model_, ctx_);
     make_batch();
+    synchronize(ctx_);
   }
 
   // One full training step; `step` counts from 1 (AdamW bias correction). The op counters then
@@ -90,15 +130,30 @@ class StepBench {
       slot = std::chrono::duration<double>(now - last).count();
       last = now;
     };
+    // On a GPU each phase waits for its kernels (synchronize) before its time is read; the
+    // forward (its loss) and the clipping (its norm) wait anyway, as in the trainer's step.
     params_.zero_grads(ctx_);
+    synchronize(ctx_);
     lap(t.zero);
     const ForwardResult forward = model_.forward(ctx_, inputs_);
+    synchronize(ctx_);
     lap(t.forward);
     model_.backward(ctx_, inputs_, 1.0 / static_cast<double>(tokens()));
+    synchronize(ctx_);
     lap(t.backward);
-    optimizer_.clip_gradients(ctx_);
+    if (cpu_optimizer_) {
+      cpu_optimizer_->clip_gradients(ctx_);
+    } else {
+      device_optimizer_->reduce_gradients(ctx_);  // one rank: nothing to reduce
+      device_optimizer_->clip_gradients(ctx_);
+    }
+    synchronize(ctx_);
     lap(t.clip);
-    optimizer_.update(ctx_, 1e-4, step);
+    if (cpu_optimizer_)
+      cpu_optimizer_->update(ctx_, 1e-4, step);
+    else
+      device_optimizer_->update(ctx_, 1e-4, step);
+    synchronize(ctx_);
     lap(t.update);
     t.total = seconds_since(start);
     *loss = forward.loss_sum / static_cast<double>(tokens());
@@ -116,12 +171,15 @@ class StepBench {
   const OpCounters& last_step_counts() const { return counters_; }
   size_t activation_bytes() const { return memory_.activations.capacity(); }
   size_t workspace_bytes() const { return memory_.workspace.bytes(); }
+  // Trainable: the masters plus, under mixed precision, their working copies.
   size_t trainable_weight_bytes() const {
-    return static_cast<size_t>(params_.trainable_count()) * dtype_size(params_.dtype());
+    const size_t copies = params_.mixed_precision() ? dtype_size(params_.compute_dtype()) : 0;
+    return static_cast<size_t>(params_.trainable_count()) * (dtype_size(params_.dtype()) + copies);
   }
   size_t frozen_weight_bytes() const {
-    return static_cast<size_t>(params_.frozen_count()) * dtype_size(params_.dtype());
+    return static_cast<size_t>(params_.frozen_count()) * dtype_size(params_.compute_dtype());
   }
+  size_t input_bytes() const { return device_inputs_.bytes(); }
 
  private:
   static AdamWConfig adamw_config() {
@@ -153,19 +211,26 @@ class StepBench {
     batch_.sequences = options_.batch;
     lay_out_batch(peft_, batch_);
     const int64_t rows = model_rows();
-    inputs_.input_ids = Tensor(batch_.input_ids.data(), DType::i32, Shape{rows});
-    inputs_.positions = Tensor(batch_.positions.data(), DType::i32, Shape{rows});
-    inputs_.targets = Tensor(batch_.targets.data(), DType::i32, Shape{rows});
+    ModelInputs host;
+    host.input_ids = Tensor(batch_.input_ids.data(), DType::i32, Shape{rows});
+    host.positions = Tensor(batch_.positions.data(), DType::i32, Shape{rows});
+    host.targets = Tensor(batch_.targets.data(), DType::i32, Shape{rows});
+    inputs_ = device_inputs_.upload(host);  // the host views themselves on the CPU
   }
 
   ModelConfig config_;
   BenchOptions options_;
   PeftSpec peft_;
   OpCounters counters_;
+  RunDevice run_device_;  // owns the CUDA stream and cuBLASLt handle ctx_ points at
   OpContext ctx_;
   ParameterStore params_;
-  AdamW optimizer_;
+  ProcessGroups groups_ = ProcessGroups::single();
+  std::vector<ShardRule> shard_rules_;
+  std::unique_ptr<AdamW> cpu_optimizer_;
+  std::unique_ptr<DataParallelOptimizer> device_optimizer_;
   Transformer model_;
+  DeviceInputs device_inputs_;
   ModelMemory memory_;
   data::Batch batch_;
   ModelInputs inputs_;
@@ -206,11 +271,52 @@ double flops_per_data_token(const ModelConfig& config, const StepBench& bench,
   return flops.total() / static_cast<double>(bench.tokens());
 }
 
+// The single-method summary as one JSON object (for bench/run_e2e_gpu.py).
+void print_result_json(const ModelConfig& config, const PeftSpec& peft, const BenchOptions& o,
+                       const RunTarget& target, const StepBench& bench, double step_median,
+                       double model_flops, const GpuRun* gpu, size_t device_memory,
+                       const TimedSteps& run) {
+  const double tokens_per_s = static_cast<double>(bench.tokens()) / step_median;
+  nlohmann::json result = {
+      {"impl", "ft"},
+      {"method", peft_method_name(peft.method)},
+      {"summary", peft.summary()},
+      {"model", config.summary()},
+      {"device", device_name(target.device)},
+      {"precision", target.precision.describe()},
+      {"batch", o.batch},
+      {"seq", o.seq},
+      {"tokens_per_step", bench.tokens()},
+      {"model_rows_per_step", bench.model_rows()},
+      {"trainable_params", bench.params().trainable_count()},
+      {"total_params", bench.params().trainable_count() + bench.params().frozen_count()},
+      {"step_ms", step_median * 1e3},
+      {"tokens_per_s", tokens_per_s},
+      {"model_flops_per_token", model_flops},
+      {"first_loss", run.first_loss},
+      {"last_loss", run.last_loss},
+      {"steps", o.steps},
+      {"warmup", o.warmup}};
+  if (gpu) {
+    result["gpu"] = gpu->name;
+    result["peak_tflops"] = gpu->peak.tflops;
+    result["peak_source"] = gpu->peak.source;
+    result["mfu"] = nullptr;  // unknown peak
+    if (gpu->peak.tflops > 0)
+      result["mfu"] = tokens_per_s * model_flops / (gpu->peak.tflops * 1e12);
+    result["device_memory_bytes"] = device_memory;
+  }
+  std::cout << "bench_step-result: " << result.dump() << std::endl;
+}
+
 // One method, in detail: start-up report, each step, the phases, the result, and (full
-// fine-tuning, or --ceiling) the BLAS ceiling.
+// fine-tuning, or --ceiling, on the CPU) the BLAS ceiling.
 int run_one_method(const ModelConfig& config, const PeftSpec& peft, const BenchOptions& o,
-                   DType dtype) {
-  StepBench bench(config, o, dtype, peft);
+                   const RunTarget& target) {
+  const DType dtype = target.precision.compute;
+  const bool gpu = target.device != Device::cpu;
+  const GpuRun facts = gpu ? start_gpu_run(o.peak_tflops) : GpuRun{};
+  StepBench bench(config, o, target, peft);
   const int64_t tokens = bench.tokens();
   const double flops_per_token = flops_per_data_token(config, bench, o);
   const ParameterStore& params = bench.params();
@@ -248,8 +354,20 @@ int run_one_method(const ModelConfig& config, const PeftSpec& peft, const BenchO
       format_bytes(bench.frozen_weight_bytes()), format_bytes(params.gradient_bytes()),
       format_bytes(params.optimizer_bytes()), format_bytes(bench.activation_bytes()),
       format_bytes(bench.workspace_bytes()));
+  const double model_flops = model_flops_per_token(config, peft, o.batch, o.seq);
+  if (gpu)
+    std::cout << fmt::format(
+        "bench_step: MFU counts {:.1f} MFLOP of model FLOPs per data token ({}; "
+        "reference/performance.md) against {}\n",
+        model_flops * 1e-6, peft.is_peft() ? "4N + 12LHDT + adapter" : "6N + 12LHDT",
+        facts.peak.tflops > 0
+            ? fmt::format("{:.0f} TFLOP/s, {}", facts.peak.tflops, facts.peak.source)
+            : facts.peak.source + " (give --peak-tflops)");
 
   const TimedSteps run = time_steps(bench, o);
+  // Everything is allocated before the first step, so this reading after the steps is the peak
+  // of what the run holds on the device.
+  const size_t device_memory = gpu ? device_memory_used() - facts.memory_before : 0;
   const std::vector<double> steps = run.column(&PhaseSeconds::total);
   const double step_median = run.step_median();
   std::cout << fmt::format("\nStep phases (median over {} timed steps)\n", o.steps);
@@ -263,7 +381,7 @@ int run_one_method(const ModelConfig& config, const PeftSpec& peft, const BenchO
                              seconds / step_median * 100.0);
   }
 
-  const bool measure = !peft.is_peft() || o.ceiling;
+  const bool measure = !gpu && (!peft.is_peft() || o.ceiling);
   Ceiling ceiling;
   if (measure) {
     ceiling = measure_ceiling(config, tokens, o.gemm_reps, dtype);
@@ -281,8 +399,19 @@ int run_one_method(const ModelConfig& config, const PeftSpec& peft, const BenchO
                    *std::min_element(steps.begin(), steps.end()) * 1e3,
                    *std::max_element(steps.begin(), steps.end()) * 1e3, o.steps, o.warmup)
             << fmt::format("  throughput      {:.0f} tokens/s, {:.1f} GFLOP/s{}\n", tokens_per_s,
-                           achieved, peft.is_peft() ? " (FLOPs executed)" : "")
-            << fmt::format("  GEMMs per step  {} forward, {} input-gradient, {} weight-gradient\n",
+                           achieved, peft.is_peft() ? " (FLOPs executed)" : "");
+  if (gpu) {
+    const double model_tflops = tokens_per_s * model_flops * 1e-12;
+    std::cout << fmt::format("  GPU             {}, {}\n", facts.name, cuda_versions());
+    std::cout << "  MFU             " << facts.mfu(model_tflops) << "\n";
+    std::cout << fmt::format(
+        "  device memory   {} held by the run (cudaMemGetInfo after the steps minus before the "
+        "setup; planned: weights {}, gradients {}, optimizer {}, activations {}, workspace {})\n",
+        format_bytes(static_cast<double>(device_memory)), format_bytes(params.weight_bytes()),
+        format_bytes(params.gradient_bytes()), format_bytes(params.optimizer_bytes()),
+        format_bytes(bench.activation_bytes()), format_bytes(bench.workspace_bytes()));
+  }
+  std::cout << fmt::format("  GEMMs per step  {} forward, {} input-gradient, {} weight-gradient\n",
                            counts.forward_products, counts.input_grad_products,
                            counts.weight_grad_products);
   if (measure) {
@@ -309,12 +438,15 @@ int run_one_method(const ModelConfig& config, const PeftSpec& peft, const BenchO
                                 .trainable_parameters = params.trainable_count()};
     print_profile(profile_ops(profiled, ceiling, dtype, o.seed, o.profile_reps), step_median);
   }
+  if (o.result_json)
+    print_result_json(config, peft, o, target, bench, step_median, model_flops,
+                      gpu ? &facts : nullptr, device_memory, run);
   return 0;
 }
 
 MethodResult measure_method(const ModelConfig& config, const PeftSpec& peft, const BenchOptions& o,
-                            DType dtype) {
-  StepBench bench(config, o, dtype, peft);
+                            const RunTarget& target) {
+  StepBench bench(config, o, target, peft);
   std::cout << fmt::format("\n{}: {}\n", peft_method_name(peft.method), peft.summary());
   const TimedSteps run = time_steps(bench, o);
   const ParameterStore& params = bench.params();
@@ -347,19 +479,20 @@ MethodResult measure_method(const ModelConfig& config, const PeftSpec& peft, con
 
 // Every method on the same model and batch, one after another, then the comparison.
 int run_every_method(const ModelConfig& config, const std::vector<PeftSpec>& specs,
-                     const BenchOptions& o, DType dtype) {
+                     const BenchOptions& o, const RunTarget& target) {
+  const DType dtype = target.precision.compute;
   std::cout << fmt::format(
       "bench_step: batch {} x seq {} = {} data tokens per step, {} timed "
       "steps after {} warm-up per method\n",
       o.batch, o.seq, o.batch * o.seq, o.steps, o.warmup);
   std::vector<MethodResult> results;
-  for (const PeftSpec& spec : specs) results.push_back(measure_method(config, spec, o, dtype));
+  for (const PeftSpec& spec : specs) results.push_back(measure_method(config, spec, o, target));
   print_method_comparison(results);
   std::cout << fmt::format(
       "\nProcess peak RSS {} (getrusage ru_maxrss): the maximum over every method run in this "
       "process, so it cannot tell the methods apart; the planned bytes above are per method.\n",
       format_bytes(static_cast<double>(peak_rss_bytes())));
-  if (o.ceiling) {
+  if (o.ceiling && target.device == Device::cpu) {
     const Ceiling ceiling = measure_ceiling(config, o.batch * o.seq, o.gemm_reps, dtype);
     print_ceiling(ceiling, o.threads);
     std::cout << fmt::format(
@@ -374,14 +507,27 @@ int run_every_method(const ModelConfig& config, const std::vector<PeftSpec>& spe
 }
 
 int run(const BenchOptions& o) {
-  if (o.dtype != "fp32" && o.dtype != "fp64")
-    fail("--dtype {}: expected fp32 or fp64 (bf16 runs on the CUDA backend only)", o.dtype);
+  if (o.device != "cpu" && o.device != "cuda") fail("--device {}: expected cpu or cuda", o.device);
+  RunTarget target;
+  target.device = o.device == "cuda" ? Device::cuda : Device::cpu;
+  try {
+    target.precision = resolve_precision(o.dtype, target.device);
+  } catch (const Error& error) {
+    fail("--{}", error.what());  // "--dtype: ..."
+  }
+  if (target.device == Device::cuda && cuda_device_count() == 0)
+    fail("--device cuda: {}", cuda_device_description(0));
   if (o.steps < 1 || o.warmup < 0 || o.batch < 1 || o.seq < 1 || o.threads < 1)
     fail("--steps, --batch, --seq and --threads must be positive and --warmup non-negative");
   const std::vector<std::string> methods = methods_to_run(o.methods.method);
   if (o.profile && methods != std::vector<std::string>{"full"})
     fail("--profile mirrors the full fine-tuning step op by op; use it with --method full");
-  const DType dtype = o.dtype == "fp64" ? DType::f64 : DType::f32;
+  if (o.ceiling && target.device != Device::cpu)
+    fail(
+        "--ceiling measures the CPU BLAS; on a GPU, bench_kernels times cuBLASLt on the step's "
+        "GEMM shapes");
+  if (o.result_json && methods.size() != 1)
+    fail("--result-json reports one method; give --method full, prompt_tuning, ... not all");
   omp_set_num_threads(o.threads);
   openblas_set_num_threads(o.threads);
   const ModelConfig config =
@@ -405,20 +551,26 @@ int run(const BenchOptions& o) {
   for (const ParamSpec& spec : transformer_param_specs(config))
     base_parameters += spec.shape.numel();
   std::cout << "bench_step: model " << config.summary() << "\n";
-  std::cout << fmt::format(
-      "bench_step: base model parameters {} ({} non-embedding), {} on cpu, {} threads, "
-      "OpenBLAS {}\n",
-      format_count(base_parameters), format_count(config.non_embedding_parameters()), o.dtype,
-      o.threads, openblas_get_config());
-  if (specs.size() == 1) return run_one_method(config, specs[0], o, dtype);
-  return run_every_method(config, specs, o, dtype);
+  if (target.device == Device::cpu)
+    std::cout << fmt::format(
+        "bench_step: base model parameters {} ({} non-embedding), {} on cpu, {} threads, "
+        "OpenBLAS {}\n",
+        format_count(base_parameters), format_count(config.non_embedding_parameters()),
+        target.precision.describe(), o.threads, openblas_get_config());
+  else
+    std::cout << fmt::format(
+        "bench_step: base model parameters {} ({} non-embedding), {} on {}; {} host threads\n",
+        format_count(base_parameters), format_count(config.non_embedding_parameters()),
+        target.precision.describe(), cuda_device_description(0), o.threads);
+  if (specs.size() == 1) return run_one_method(config, specs[0], o, target);
+  return run_every_method(config, specs, o, target);
 }
 
 }  // namespace
 }  // namespace ft::bench
 
 int main(int argc, char** argv) {
-  CLI::App app{"bench_step: time CPU training steps (full fine-tuning or PEFT) and compare"};
+  CLI::App app{"bench_step: time training steps (full fine-tuning or PEFT, CPU or one GPU)"};
   ft::bench::BenchOptions options;
   auto* preset = app.add_option("--preset", options.preset, "Model preset")->capture_default_str();
   app.add_option("--hf-config", options.hf_config, "Hugging Face config.json instead of a preset")
@@ -430,7 +582,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--steps", options.steps, "Timed steps")->capture_default_str();
   app.add_option("--warmup", options.warmup, "Untimed steps first")->capture_default_str();
-  app.add_option("--dtype", options.dtype, "fp32 or fp64")->capture_default_str();
+  app.add_option("--device", options.device, "cpu, or cuda (one GPU, as ft_train runs it)")
+      ->capture_default_str();
+  app.add_option("--dtype", options.dtype,
+                 "auto (cpu: fp32; cuda: bf16 with fp32 master weights), fp32 or fp64 (cpu)")
+      ->capture_default_str();
+  app.add_option("--peak-tflops", options.peak_tflops,
+                 "cuda: the dense bf16 peak MFU divides by (0: from the GPU's name)")
+      ->capture_default_str();
+  app.add_flag("--result-json", options.result_json,
+               "End with one 'bench_step-result: {...}' JSON line (one method)");
   app.add_option("--seed", options.seed, "Seed for weights and tokens")->capture_default_str();
   app.add_option("--gemm-reps", options.gemm_reps, "Repetitions per GEMM for the ceiling")
       ->capture_default_str();
@@ -446,6 +607,8 @@ int main(int argc, char** argv) {
                  "Virtual tokens P (prompt tuning, prefix tuning, P-tuning)")
       ->capture_default_str();
   app.add_option("--lora-r", m.lora_r, "LoRA rank")->capture_default_str();
+  app.add_option("--lora-alpha", m.lora_alpha, "LoRA alpha (scale alpha / r)")
+      ->capture_default_str();
   app.add_option("--lora-targets", m.lora_targets,
                  "LoRA target modules, comma-separated, or all-linear (default: PEFT's, "
                  "q_proj,v_proj; GPT-2: c_attn)");

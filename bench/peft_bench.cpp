@@ -34,6 +34,21 @@ std::string short_count(int64_t count) {
   return fmt::format("{}", count);
 }
 
+// Forward, weight and input gradients of P-tuning's MLP encoder or the prefix projection: they run
+// on the P virtual rows once per step.
+double encoder_flops_per_step(const ModelConfig& c, const PeftSpec& spec) {
+  const double H = static_cast<double>(spec.encoder_hidden_size);
+  const double rows_p = static_cast<double>(spec.num_virtual_tokens);
+  const double C = static_cast<double>(c.hidden_size);
+  if (spec.method == PeftMethod::p_tuning) return 3.0 * 2.0 * rows_p * (C * H + H * H + H * C);
+  if (spec.method == PeftMethod::prefix_tuning && spec.prefix_projection) {
+    const double kv = static_cast<double>(c.kv_dim());
+    const double L = static_cast<double>(c.num_layers);
+    return 3.0 * 2.0 * rows_p * (kv * H + H * 2.0 * L * kv);
+  }
+  return 0.0;
+}
+
 }  // namespace
 
 std::vector<std::string> methods_to_run(const std::string& method) {
@@ -48,6 +63,7 @@ config::PeftConfig peft_config_for(const std::string& method, const MethodOption
   peft.set_method(method);
   peft.set_num_virtual_tokens(options.virtual_tokens);
   peft.set_lora_r(options.lora_r);
+  peft.set_lora_alpha(options.lora_alpha);
   peft.set_target_modules(options.lora_targets);
   peft.set_encoder_hidden_size(options.encoder_hidden);
   // Only prefix tuning has a projection; resolve_peft_spec refuses the flag elsewhere.
@@ -97,16 +113,27 @@ StepFlops executed_step_flops(const ModelConfig& c, const PeftSpec& spec, int64_
     const bool needs_dx = target.layer > lowest_backward_layer || !is_qkv(target.slot);
     if (needs_dx) f.adapter += 2.0 * rows * r * in;
   }
-  // The encoders run on the P rows once per step: forward, dW and dX of every Linear.
-  const double H = static_cast<double>(spec.encoder_hidden_size);
-  const double rows_p = static_cast<double>(P), C = static_cast<double>(c.hidden_size);
-  if (spec.method == PeftMethod::p_tuning)
-    f.adapter += 3.0 * 2.0 * rows_p * (C * H + H * H + H * C);
-  if (spec.method == PeftMethod::prefix_tuning && spec.prefix_projection) {
-    const double kv = static_cast<double>(c.kv_dim());
-    f.adapter += 3.0 * 2.0 * rows_p * (kv * H + H * 2.0 * static_cast<double>(L) * kv);
-  }
+  f.adapter += encoder_flops_per_step(c, spec);
   return f;
+}
+
+double model_flops_per_token(const ModelConfig& c, const PeftSpec& spec, int64_t batch,
+                             int64_t seq) {
+  const double C = static_cast<double>(c.hidden_size), V = static_cast<double>(c.vocab_size);
+  const double N =
+      static_cast<double>(c.non_embedding_parameters()) + (c.tied_embeddings ? V * C : 0);
+  const double rows = static_cast<double>(spec.model_seq_len(seq));
+  const double keys =
+      rows +
+      (spec.method == PeftMethod::prefix_tuning ? static_cast<double>(spec.num_virtual_tokens) : 0);
+  const double attention =
+      12.0 * static_cast<double>(c.num_layers * c.num_heads * c.head_dim) * keys;
+  double per_row = (spec.is_peft() ? 4.0 : 6.0) * N + attention;
+  for (const LoraTarget& target : spec.lora_targets)
+    per_row += 6.0 * static_cast<double>(spec.lora_r) *
+               static_cast<double>(target.in_features + target.out_features);
+  const double data_tokens = static_cast<double>(batch) * static_cast<double>(seq);
+  return per_row * rows / static_cast<double>(seq) + encoder_flops_per_step(c, spec) / data_tokens;
 }
 
 void print_method_comparison(const std::vector<MethodResult>& results) {

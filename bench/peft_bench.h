@@ -18,6 +18,7 @@ struct MethodOptions {
   std::string method = "full";  // full | prompt_tuning | prefix_tuning | p_tuning | lora | all
   int virtual_tokens = 20;      // P: prompt tuning, prefix tuning, P-tuning
   int lora_r = 8;
+  double lora_alpha = 8;     // the schema's default
   std::string lora_targets;  // empty: PEFT's default for the family (q_proj,v_proj; GPT-2 c_attn)
   int encoder_hidden = 0;    // P-tuning's MLP / the prefix projection (0: the model's width)
   bool prefix_projection = false;
@@ -47,6 +48,18 @@ struct StepFlops {
 // `lowest_backward_layer`: Transformer::lowest_backward_layer() of the model the step runs.
 StepFlops executed_step_flops(const ModelConfig& config, const PeftSpec& spec, int64_t batch,
                               int64_t seq, int64_t lowest_backward_layer);
+
+// Model FLOPs per data token, for MFU (reference/performance.md: model FLOPs, no recompute). Per
+// model row: 6N + 12 L H D K for full fine-tuning (= ModelConfig::training_flops_per_token), and
+// 4N + 12 L H D K for a PEFT method (a frozen base computes no weight gradient) plus 6 r (in + out)
+// for every LoRA-adapted matrix; N = every matmul weight (non-embedding parameters plus the LM
+// head, tied or not), K = the keys a query attends to (the model rows per sequence, plus P with
+// prefix tuning; not halved for the causal mask, as PaLM counts). Prompt tuning and P-tuning run P
+// more rows per sequence, so a data token costs model rows / data tokens times a row. P-tuning's
+// MLP encoder and the prefix projection run once per step; their forward and backward are spread
+// over the batch x seq data tokens. bench/pytorch_peft_gpu.py computes the same count.
+double model_flops_per_token(const ModelConfig& config, const PeftSpec& spec, int64_t batch,
+                             int64_t seq);
 
 // One method's figures for the comparison table.
 struct MethodResult {

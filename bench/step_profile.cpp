@@ -23,25 +23,31 @@ std::vector<OpRow> profile_ops(const ProfiledStep& step, const Ceiling& ceiling,
   const int64_t Hq = c.num_heads, Hkv = c.num_kv_heads;
   const bool layernorm = c.norm == NormKind::layernorm, swiglu = c.mlp == MlpKind::swiglu;
   const bool learned = c.positions == PositionKind::learned;
-  TensorPool pool(dtype, seed + 7);
+  // On a GPU the step computes in bf16 with f32 row statistics and f32 parameter gradients
+  // (the fp32 master weights'), and so does the profile.
+  const DType stats = ops::stats_dtype(dtype);
+  const DType grads = dtype == DType::bf16 ? DType::f32 : dtype;
+  TensorPool pool(dtype, seed + 7, ctx.device);
   std::vector<OpRow> rows;
   auto time_op = [&](const std::string& phase, const std::string& op, int64_t calls,
                      const std::function<void()>& body, double ceiling_seconds = 0.0) {
-    rows.push_back({phase, op, calls, time_median(reps, body), ceiling_seconds});
+    rows.push_back({phase, op, calls, time_median(ctx, reps, body), ceiling_seconds});
   };
 
   Tensor x = pool.make({N, C}), x2 = pool.make({N, C}), out = pool.make({N, C});
-  Tensor table = pool.make({V, C}, -0.02, 0.02), dtable = pool.make({V, C});
-  Tensor norm_w = pool.make({C}), norm_b = pool.make({C}), dnorm_w = pool.make({C}),
-         dnorm_b = pool.make({C}), mean = pool.make({N}), rstd = pool.make({N});
+  Tensor table = pool.make({V, C}, -0.02, 0.02), dtable = pool.make_as(grads, {V, C});
+  Tensor norm_w = pool.make({C}), norm_b = pool.make({C}), dnorm_w = pool.make_as(grads, {C}),
+         dnorm_b = pool.make_as(grads, {C}), mean = pool.make_as(stats, {N}),
+         rstd = pool.make_as(stats, {N});
   Tensor wide = pool.make({N, F}), wide2 = pool.make({N, F}), wide3 = pool.make({N, F}),
          wide4 = pool.make({N, F}), wide5 = pool.make({N, F});
   Tensor q = pool.make({N, c.q_dim()}), k = pool.make({N, c.kv_dim()}),
          v = pool.make({N, c.kv_dim()}), attn = pool.make({N, c.q_dim()});
   Tensor dq = pool.make({N, c.q_dim()}), dk = pool.make({N, c.kv_dim()}),
          dv = pool.make({N, c.kv_dim()}), dattn = pool.make({N, c.q_dim()});
-  Tensor lse = pool.make({batch, Hq, seq});
-  Tensor logits = pool.make({N, V}), losses = pool.make({N}), token_lse = pool.make({N});
+  Tensor lse = pool.make_as(stats, {batch, Hq, seq});
+  Tensor logits = pool.make({N, V}), losses = pool.make_as(stats, {N}),
+         token_lse = pool.make_as(stats, {N});
   auto heads = [&](Tensor t, int64_t h) { return t.reshape({batch, seq, h, D}); };
 
   // Forward.
@@ -58,7 +64,7 @@ std::vector<OpRow> profile_ops(const ProfiledStep& step, const Ceiling& ceiling,
   for (const LinearKind& kind : linear_kinds(c)) {
     const bool head = kind.name == "lm head";
     Tensor w = head ? table : pool.make({kind.out, kind.in}, -0.02, 0.02);
-    Tensor dw = head ? dtable : pool.make({kind.out, kind.in});
+    Tensor dw = head ? dtable : pool.make_as(grads, {kind.out, kind.in});
     linears.emplace_back(kind, w, dw, pool.make({N, kind.in}));
   }
   for (auto& [kind, w, dw, input] : linears) {
@@ -70,7 +76,7 @@ std::vector<OpRow> profile_ops(const ProfiledStep& step, const Ceiling& ceiling,
         ceiling.seconds_for(gemm_for(kind, Pass::forward, N)));
   }
   if (c.positions == PositionKind::rope) {
-    Buffer tables(Device::cpu, 2 * c.max_position_embeddings * (D / 2) * dtype_size(dtype));
+    Buffer tables(ctx.device, 2 * c.max_position_embeddings * (D / 2) * dtype_size(dtype));
     Tensor cos = tables.view(dtype, {c.max_position_embeddings, D / 2});
     Tensor sin = tables.view(dtype, {c.max_position_embeddings, D / 2},
                              c.max_position_embeddings * (D / 2) * dtype_size(dtype));
@@ -104,7 +110,7 @@ std::vector<OpRow> profile_ops(const ProfiledStep& step, const Ceiling& ceiling,
   for (auto& [kind, w, dw, input] : linears) {
     Tensor dy = kind.name == "lm head" ? dlogits : pool.make({N, kind.out});
     Tensor dx = pool.make({N, kind.in});
-    Tensor db = kind.bias ? pool.make({kind.out}) : Tensor();
+    Tensor db = kind.bias ? pool.make_as(grads, {kind.out}) : Tensor();
     time_op(
         "backward", "linear " + kind.name + " dX", kind.calls,
         [&, dy, dx] { ops::linear_backward(ctx, dx, Tensor(), Tensor(), dy, input, w); },
@@ -137,15 +143,18 @@ std::vector<OpRow> profile_ops(const ProfiledStep& step, const Ceiling& ceiling,
   // Optimizer, over one flat span the size of the trainable parameters (the step itself calls
   // adamw_update once per parameter; the update phase time above includes that overhead).
   const int64_t P = step.trainable_parameters;
-  Tensor p = pool.make({P}, -0.02, 0.02), g = pool.make({P}, -1e-3, 1e-3);
-  Tensor m = pool.make({P}, -1e-3, 1e-3), v2 = pool.make({P}, 0.0, 1e-6);  // v >= 0
+  Tensor p = pool.make_as(grads, {P}, -0.02, 0.02), g = pool.make_as(grads, {P}, -1e-3, 1e-3);
+  Tensor m = pool.make_as(grads, {P}, -1e-3, 1e-3), v2 = pool.make_as(grads, {P}, 0.0, 1e-6);
+  // Mixed precision: the update also writes the bf16 working copy, as the trainer's does.
+  Tensor working_copy = grads != dtype ? pool.make({P}, -0.02, 0.02) : Tensor();
   time_op("optimizer", "zero grads", 1, [&] { ops::zero(ctx, g); });
   // Clipping is the norm alone: AdamW applies the clip factor as it reads the gradients.
   time_op("optimizer", "sum_squares (clip)", 1, [&] { ops::sum_squares(ctx, g); });
   ops::AdamWArgs args;
   args.lr = 0.0;  // repeated updates must not move the weights anywhere odd
   args.grad_scale = 0.5;
-  time_op("optimizer", "adamw (flat)", 1, [&] { ops::adamw_update(ctx, p, g, m, v2, args); });
+  time_op("optimizer", "adamw (flat)", 1,
+          [&] { ops::adamw_update(ctx, p, g, m, v2, args, working_copy); });
   return rows;
 }
 

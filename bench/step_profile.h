@@ -32,7 +32,10 @@ struct OpRow {
 
 // Times every op the step runs, alone, on the step's shapes, in the order and with the call
 // counts of models/transformer.cpp (keep the two in step when the model changes). Operands are
-// seeded from `seed`; each op runs once untimed, then `reps` times.
+// seeded from `seed`; each op runs once untimed, then `reps` times. The operands live on
+// step.ctx's device in `dtype`, the step's activation dtype (bf16 on a GPU, with f32 statistics
+// and parameter gradients as the step has them); a GPU times each call with CUDA events. Without
+// a ceiling (a GPU run) the BLAS column stays empty.
 std::vector<OpRow> profile_ops(const ProfiledStep& step, const Ceiling& ceiling, DType dtype,
                                uint64_t seed, int reps);
 

@@ -43,9 +43,18 @@ constexpr std::string_view kCudaFloatOps[] = {"attention_forward",
                                               "cross_entropy_backward_shard",
                                               "sum_squares",
                                               "sum",
-                                              "count_correct"};
+                                              "count_correct",
+                                              "residual_rmsnorm_forward",
+                                              "residual_rmsnorm_backward",
+                                              "residual_layernorm_forward",
+                                              "residual_layernorm_backward"};
+// Ops whose CUDA implementation takes bf16 activations only (the hand-written tensor-core
+// kernels); quantize_weight_per_channel reads f32 or bf16 weights.
+constexpr std::string_view kCudaBf16Ops[] = {"frozen_linear_forward",
+                                             "frozen_linear_backward_input"};
 // Ops whose CUDA implementation takes f32 only: the fp32 master weights, f32 shard stats.
-constexpr std::string_view kCudaF32Ops[] = {"adamw_update", "cross_entropy_combine_shards"};
+constexpr std::string_view kCudaF32Ops[] = {"adamw_update", "multi_tensor_adamw",
+                                            "cross_entropy_combine_shards"};
 
 bool listed(std::string_view op, const auto& names) {
   for (std::string_view name : names)
@@ -57,6 +66,8 @@ bool cuda_supports(std::string_view op, DType dtype) {
   if (op == "cast") return dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f64;
   if (op == "zero") return true;
   if (listed(op, kCudaF32Ops)) return dtype == DType::f32;
+  if (listed(op, kCudaBf16Ops)) return dtype == DType::bf16;
+  if (op == "quantize_weight_per_channel") return dtype == DType::f32 || dtype == DType::bf16;
   if (listed(op, kCudaFloatOps)) return dtype == DType::f32 || dtype == DType::bf16;
   return false;
 }

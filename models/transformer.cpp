@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/fused_norm_ops.h"
 #include "models/param_layout.h"
 
 namespace ft {
@@ -172,12 +173,34 @@ Tensor Transformer::row_parallel_bias(const Weight& bias) const {
   return sharding_.active() && sharding_.tp->rank() != 0 ? Tensor() : bias.value;
 }
 
-void Transformer::norm_forward(const OpContext& ctx, Tensor out, Tensor mean, Tensor rstd, Tensor x,
-                               const Weight& weight, const Weight& bias) const {
+Transformer::NormSite Transformer::input_norm(int64_t layer) const {
+  if (layer == config_.num_layers) {
+    return {final_norm_, final_norm_mean_, final_norm_rstd_, &final_norm_weight_,
+            &final_norm_bias_};
+  }
+  const LayerActivations& a = acts_[layer];
+  const LayerWeights& w = layers_[layer];
+  return {a.attn_norm, a.attn_norm_mean, a.attn_norm_rstd, &w.attn_norm_weight, &w.attn_norm_bias};
+}
+
+void Transformer::norm_forward(const OpContext& ctx, const NormSite& norm, Tensor x) const {
   if (config_.norm == NormKind::rmsnorm) {
-    ops::rmsnorm_forward(ctx, out, rstd, x, weight.value, config_.norm_eps);
+    ops::rmsnorm_forward(ctx, norm.out, norm.rstd, x, norm.weight->value, config_.norm_eps);
   } else {
-    ops::layernorm_forward(ctx, out, mean, rstd, x, weight.value, bias.value, config_.norm_eps);
+    ops::layernorm_forward(ctx, norm.out, norm.mean, norm.rstd, x, norm.weight->value,
+                           norm.bias->value, config_.norm_eps);
+  }
+}
+
+void Transformer::residual_norm_forward(const OpContext& ctx, const NormSite& norm,
+                                        Tensor residual_out, Tensor residual_in,
+                                        Tensor delta) const {
+  if (config_.norm == NormKind::rmsnorm) {
+    ops::residual_rmsnorm_forward(ctx, residual_out, norm.out, norm.rstd, residual_in, delta,
+                                  norm.weight->value, config_.norm_eps);
+  } else {
+    ops::residual_layernorm_forward(ctx, residual_out, norm.out, norm.mean, norm.rstd, residual_in,
+                                    delta, norm.weight->value, norm.bias->value, config_.norm_eps);
   }
 }
 
@@ -188,6 +211,18 @@ void Transformer::norm_backward(const OpContext& ctx, Tensor dx, Tensor dout, Te
     ops::rmsnorm_backward(ctx, dx, weight.grad, dout, x, weight.value, rstd);
   } else {
     ops::layernorm_backward(ctx, dx, weight.grad, bias.grad, dout, x, weight.value, mean, rstd);
+  }
+}
+
+void Transformer::residual_norm_backward(const OpContext& ctx, Tensor dresidual, Tensor dout,
+                                         Tensor x, const Weight& weight, const Weight& bias,
+                                         Tensor mean, Tensor rstd) const {
+  if (config_.norm == NormKind::rmsnorm) {
+    ops::residual_rmsnorm_backward(ctx, dresidual, weight.grad, dout, dresidual, x, weight.value,
+                                   rstd);
+  } else {
+    ops::residual_layernorm_backward(ctx, dresidual, weight.grad, bias.grad, dout, dresidual, x,
+                                     weight.value, mean, rstd);
   }
 }
 
@@ -214,13 +249,15 @@ ForwardResult Transformer::forward(const OpContext& ctx, const ModelInputs& in) 
       ops::cast(ctx, residual.slice(b * seq_len_, b * seq_len_ + P), rows);
   }
   if (prefix_) prefix_->forward(ctx);
+  // Each norm of the residual stream runs fused with the add that produced its input: here the
+  // first layer's (or, without layers, the final) norm; every layer ends with the next one's.
   if (config_.positions == PositionKind::learned) {
     ops::embedding_forward(ctx, scratch_, in.positions, position_embedding_.value);
-    ops::add(ctx, residual, residual, scratch_);
+    residual_norm_forward(ctx, input_norm(0), residual, residual, scratch_);
+  } else {
+    norm_forward(ctx, input_norm(0), residual);
   }
   for (int64_t layer = 0; layer < config_.num_layers; ++layer) layer_forward(ctx, layer, in);
-  norm_forward(ctx, final_norm_, final_norm_mean_, final_norm_rstd_, final_residual_,
-               final_norm_weight_, final_norm_bias_);
   ops::linear_forward(ctx, logits_, final_norm_, lm_head_.value, Tensor());
   ForwardResult result;
   loss_forward(ctx, in, result);
@@ -250,8 +287,7 @@ void Transformer::layer_forward(const OpContext& ctx, int64_t layer, const Model
   const int64_t N = tokens_, D = config_.head_dim;
   const int64_t Hq = config_.num_heads, Hkv = config_.num_kv_heads;
 
-  norm_forward(ctx, a.attn_norm, a.attn_norm_mean, a.attn_norm_rstd, a.residual_in,
-               w.attn_norm_weight, w.attn_norm_bias);
+  // a.attn_norm holds the attention norm of a.residual_in (computed with the add before it).
   ops::linear_forward(ctx, a.q, a.attn_norm, w.q_weight.value, w.q_bias.value);
   ops::linear_forward(ctx, a.k, a.attn_norm, w.k_weight.value, w.k_bias.value);
   ops::linear_forward(ctx, a.v, a.attn_norm, w.v_weight.value, w.v_bias.value);
@@ -271,10 +307,9 @@ void Transformer::layer_forward(const OpContext& ctx, int64_t layer, const Model
   ops::linear_forward(ctx, scratch_, a.attn, w.o_weight.value, row_parallel_bias(w.o_bias));
   lora_->forward(ctx, layer, LinearSlot::o, a.attn, {scratch_}, seed);
   reduce_over_tp(scratch_);
-  ops::add(ctx, a.residual_mid, a.residual_in, scratch_);
-
-  norm_forward(ctx, a.mlp_norm, a.mlp_norm_mean, a.mlp_norm_rstd, a.residual_mid, w.mlp_norm_weight,
-               w.mlp_norm_bias);
+  const NormSite mlp_norm{a.mlp_norm, a.mlp_norm_mean, a.mlp_norm_rstd, &w.mlp_norm_weight,
+                          &w.mlp_norm_bias};
+  residual_norm_forward(ctx, mlp_norm, a.residual_mid, a.residual_in, scratch_);
   if (config_.mlp == MlpKind::swiglu) {
     ops::linear_forward(ctx, a.gate, a.mlp_norm, w.gate_weight.value, Tensor());
     ops::linear_forward(ctx, a.up, a.mlp_norm, w.up_weight.value, Tensor());
@@ -289,7 +324,7 @@ void Transformer::layer_forward(const OpContext& ctx, int64_t layer, const Model
   ops::linear_forward(ctx, scratch_, a.act, w.down_weight.value, row_parallel_bias(w.down_bias));
   lora_->forward(ctx, layer, LinearSlot::down, a.act, {scratch_}, seed);
   reduce_over_tp(scratch_);
-  ops::add(ctx, residual_out, a.residual_mid, scratch_);
+  residual_norm_forward(ctx, input_norm(layer + 1), residual_out, a.residual_mid, scratch_);
 }
 
 void Transformer::backward(const OpContext& ctx, const ModelInputs& in, double dloss) {
@@ -368,9 +403,9 @@ void Transformer::layer_backward(const OpContext& ctx, int64_t layer, const Mode
     lora_->backward(ctx, layer, LinearSlot::up, g.normed, {g.up}, a.mlp_norm, seed);
   }
   reduce_over_tp(g.normed);
-  norm_backward(ctx, g.scratch, g.normed, a.residual_mid, w.mlp_norm_weight, w.mlp_norm_bias,
-                a.mlp_norm_mean, a.mlp_norm_rstd);
-  ops::add(ctx, g.residual, g.residual, g.scratch);  // now dL/d(residual_mid)
+  // g.residual += the norm's input gradient: now dL/d(residual_mid).
+  residual_norm_backward(ctx, g.residual, g.normed, a.residual_mid, w.mlp_norm_weight,
+                         w.mlp_norm_bias, a.mlp_norm_mean, a.mlp_norm_rstd);
 
   // Attention branch.
   ops::linear_backward(ctx, g.attn, w.o_weight.grad, w.o_bias.grad, g.residual, a.attn,
@@ -403,9 +438,13 @@ void Transformer::layer_backward(const OpContext& ctx, int64_t layer, const Mode
   lora_->backward(ctx, layer, LinearSlot::v, dnormed, {g.v}, a.attn_norm, seed);
   if (!needs_input_grad) return;
   reduce_over_tp(g.normed);
-  norm_backward(ctx, g.scratch, g.normed, a.residual_in, w.attn_norm_weight, w.attn_norm_bias,
-                a.attn_norm_mean, a.attn_norm_rstd);
-  if (below_needs_grad) ops::add(ctx, g.residual, g.residual, g.scratch);  // dL/d(residual_in)
+  if (below_needs_grad) {  // g.residual becomes dL/d(residual_in)
+    residual_norm_backward(ctx, g.residual, g.normed, a.residual_in, w.attn_norm_weight,
+                           w.attn_norm_bias, a.attn_norm_mean, a.attn_norm_rstd);
+  } else {  // only the norm's own gradients are wanted
+    norm_backward(ctx, g.scratch, g.normed, a.residual_in, w.attn_norm_weight, w.attn_norm_bias,
+                  a.attn_norm_mean, a.attn_norm_rstd);
+  }
 }
 
 ModelMemory plan_model_memory(Transformer& model, OpContext& ctx) {

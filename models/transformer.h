@@ -113,11 +113,27 @@ class Transformer {
     Tensor gate, up, act;              // (N, F)
   };
 
+  // A norm on the residual stream: where its output and saved statistics go, and its parameters.
+  struct NormSite {
+    Tensor out, mean, rstd;
+    const Weight* weight;
+    const Weight* bias;
+  };
+
   Weight rows(const Weight& whole, int64_t begin, int64_t end) const;
-  void norm_forward(const OpContext& ctx, Tensor out, Tensor mean, Tensor rstd, Tensor x,
-                    const Weight& weight, const Weight& bias) const;
+  // The norm reading the residual stream that enters `layer`: its attention norm, or the final
+  // norm for layer == num_layers.
+  NormSite input_norm(int64_t layer) const;
+  void norm_forward(const OpContext& ctx, const NormSite& norm, Tensor x) const;
+  // residual_out = residual_in + delta, then `norm` of it, in one op (kernels/fused_norm_ops.h).
+  void residual_norm_forward(const OpContext& ctx, const NormSite& norm, Tensor residual_out,
+                             Tensor residual_in, Tensor delta) const;
   void norm_backward(const OpContext& ctx, Tensor dx, Tensor dout, Tensor x, const Weight& weight,
                      const Weight& bias, Tensor mean, Tensor rstd) const;
+  // dresidual += the norm's input gradient for dout (x: its input), in one op.
+  void residual_norm_backward(const OpContext& ctx, Tensor dresidual, Tensor dout, Tensor x,
+                              const Weight& weight, const Weight& bias, Tensor mean,
+                              Tensor rstd) const;
   void layer_forward(const OpContext& ctx, int64_t layer, const ModelInputs& inputs);
   void layer_backward(const OpContext& ctx, int64_t layer, const ModelInputs& inputs);
   Tensor as_heads(Tensor x, int64_t heads) const;  // (N, H*D) -> (B, T, H, D)

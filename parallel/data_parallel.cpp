@@ -54,6 +54,17 @@ DataParallelOptimizer::DataParallelOptimizer(const ParameterStore& params,
     shard_m_ = shard_buffer_.view(dtype, Shape{shard_count}, shard_count * element);
     shard_v_ = shard_buffer_.view(dtype, Shape{shard_count}, 2 * shard_count * element);
     shard_values_ = shard_buffer_.view(dtype, Shape{shard_count}, 3 * shard_count * element);
+  } else if (params.trainable_count() > 0) {
+    // Mixed precision: the update also rewrites the bf16 working copy the model reads.
+    std::vector<ops::AdamWTensor> tensors;
+    for (const Parameter& param : all) {
+      if (!param.spec.trainable) continue;
+      tensors.push_back({param.spec.name, param.value, param.grad, param.adam_m, param.adam_v,
+                         params.mixed_precision() ? param.compute : Tensor(), param.spec.decay});
+    }
+    OpContext ctx;
+    ctx.device = params.device();
+    multi_tensor_ = std::make_unique<ops::MultiTensorAdamW>(ctx, std::move(tensors));
   }
 }
 
@@ -106,18 +117,31 @@ double DataParallelOptimizer::clip_gradients(const OpContext& ctx) {
   if (params_.trainable_count() == 0) return 0.0;
   const Range range = shard();
   const std::vector<Parameter>& all = params_.all();
+  // Adjacent counted parameters are one span of the flat gradient buffer. On a GPU each span is
+  // one reduction (one launch and one readback instead of one per tensor); the CPU keeps one sum
+  // per tensor, whose rounding the CPU results were recorded with.
+  const bool merge_spans = params_.device() == Device::cuda;
+  const Tensor flat_grads = options_.zero1 ? shard_grads_ : params_.trainable_grads();
+  const int64_t flat_base = options_.zero1 ? range.begin : 0;
   double squares[1] = {0.0};
+  int64_t span_begin = 0, span_end = 0;  // flat offsets of the pending span
+  const auto flush = [&] {
+    if (span_begin < span_end)
+      squares[0] +=
+          ops::sum_squares(ctx, flat_grads.slice(span_begin - flat_base, span_end - flat_base));
+    span_begin = span_end = 0;
+  };
   for (size_t index = 0; index < all.size(); ++index) {
     const Parameter& param = all[index];
     if (!param.spec.trainable || !rules_[index].counts_in_norm) continue;
     const int64_t begin = std::max(range.begin, param.offset);
     const int64_t end = std::min(range.end, param.offset + param.spec.shape.numel());
     if (begin >= end) continue;
-    const Tensor grads = options_.zero1
-                             ? shard_grads_.slice(begin - range.begin, end - range.begin)
-                             : param.grad.flat().slice(begin - param.offset, end - param.offset);
-    squares[0] += ops::sum_squares(ctx, grads);
+    if (!merge_spans || begin != span_end) flush();
+    if (span_begin == span_end) span_begin = begin;
+    span_end = end;
   }
+  flush();
   if (options_.zero1) groups_.dp().all_reduce_sum(squares);
   groups_.tp().all_reduce_sum(squares);
   const double norm = std::sqrt(squares[0]);
@@ -129,17 +153,15 @@ void DataParallelOptimizer::update(const OpContext& ctx, double lr, int64_t step
   ops::AdamWArgs args = adamw_step_args(adamw_, lr, step, grad_scale_);
   grad_scale_ = 1.0;
   if (params_.trainable_count() == 0) return;
+  if (multi_tensor_) {
+    args.weight_decay = adamw_.weight_decay;  // the table knows which parameters decay
+    multi_tensor_->step(ctx, args);
+    return;
+  }
   const Range range = shard();
   for (const Parameter& param : params_.all()) {
     if (!param.spec.trainable) continue;
     args.weight_decay = param.spec.decay ? adamw_.weight_decay : 0.0;
-    if (!options_.zero1) {
-      // Mixed precision: the update also rewrites the bf16 working copy the model reads.
-      const Tensor working_copy = params_.mixed_precision() ? param.compute : Tensor();
-      ops::adamw_update(ctx, param.value, param.grad, param.adam_m, param.adam_v, args,
-                        working_copy);
-      continue;
-    }
     const int64_t begin = std::max(range.begin, param.offset);
     const int64_t end = std::min(range.end, param.offset + param.spec.shape.numel());
     if (begin >= end) continue;

@@ -4,9 +4,11 @@
 //     gradient is summed over the data-parallel ranks — all-reduced in buckets, or with ZeRO-1
 //     reduce-scattered so each rank holds the sum for its slice of the flat trainable buffer;
 //  2. clip by the global gradient norm (each element counted once over the whole layout);
-//  3. AdamW: on every trainable element, or with ZeRO-1 on this rank's slice only, whose moments
-//     (and, on the CPU, master weights: the parameters themselves) only this rank holds, followed
-//     by an all-gather of the updated slices.
+//  3. AdamW: on every trainable element — one multi-tensor step (kernels/multi_tensor_ops.h: one
+//     launch on a GPU, one adamw_update per tensor on the CPU) — or with ZeRO-1 on this rank's
+//     slice only, one adamw_update per parameter piece, whose moments (and, on the CPU, master
+//     weights: the parameters themselves) only this rank holds, followed by an all-gather of the
+//     updated slices.
 // Losses are normalized by the global batch's target tokens, so a sum over ranks is the gradient
 // of the global batch's mean loss. Only trainable parameters are communicated. With one rank this
 // is plain AdamW with clipping.
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "kernels/context.h"
+#include "kernels/multi_tensor_ops.h"
 #include "parallel/parameter_distribution.h"
 #include "parallel/process_groups.h"
 #include "parallel/tensor_parallel.h"
@@ -79,6 +82,8 @@ class DataParallelOptimizer {
   // ZeRO-1: this rank's slice of the summed gradients, its moments, and an all-gather source.
   Buffer shard_buffer_;
   Tensor shard_grads_, shard_m_, shard_v_, shard_values_;
+  // Without ZeRO-1: every trainable parameter with its moments and bf16 working copy, tabled once.
+  std::unique_ptr<ops::MultiTensorAdamW> multi_tensor_;
   double grad_scale_ = 1.0;
 };
 

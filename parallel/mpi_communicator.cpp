@@ -31,6 +31,10 @@ MPI_Datatype reduction_type(DType dtype, const char* what) {
       return MPI_INT;
     case DType::bf16:
       break;
+    case DType::i8:
+    case DType::f8e4m3:
+      fail("{}: {} tensors (quantized weights) cannot be reduced; only moved", what,
+           dtype_name(dtype));
   }
   fail(
       "{}: bf16 tensors cannot be reduced by the MPI communicator (MPI has no bf16 arithmetic); "

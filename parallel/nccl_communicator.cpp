@@ -95,6 +95,15 @@ ncclDataType_t nccl_type(DType dtype) {
       return ncclBfloat16;
     case DType::i32:
       return ncclInt32;
+    case DType::i8:
+      return ncclInt8;
+    case DType::f8e4m3:
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 24, 0)
+      return ncclFloat8e4m3;
+#else
+      fail("NCCL communicator: f8e4m3 tensors need NCCL >= 2.24; this build has NCCL {}",
+           NCCL_VERSION_CODE);
+#endif
   }
   fail("NCCL communicator: unknown dtype {}", static_cast<int>(dtype));
 }

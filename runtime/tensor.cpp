@@ -14,6 +14,9 @@ size_t dtype_size(DType dtype) {
       return 2;
     case DType::i32:
       return 4;
+    case DType::i8:
+    case DType::f8e4m3:
+      return 1;
   }
   return 0;
 }
@@ -28,6 +31,10 @@ const char* dtype_name(DType dtype) {
       return "bf16";
     case DType::i32:
       return "i32";
+    case DType::i8:
+      return "i8";
+    case DType::f8e4m3:
+      return "f8e4m3";
   }
   return "?";
 }

@@ -12,7 +12,9 @@
 
 namespace ft {
 
-enum class DType : uint8_t { f32, f64, bf16, i32 };
+// i8 and f8e4m3 are 1-byte storage types for quantized frozen weights
+// (kernels/frozen_linear_ops.h): no op computes in them; they are read with a per-row f32 scale.
+enum class DType : uint8_t { f32, f64, bf16, i32, i8, f8e4m3 };
 enum class Device : uint8_t { cpu, cuda };
 
 size_t dtype_size(DType dtype);
@@ -25,6 +27,13 @@ struct bf16 {
 };
 float bf16_to_float(bf16 value);
 bf16 float_to_bf16(float value);
+
+// fp8 storage type, OCP E4M3 ("e4m3fn", as CUDA's __nv_fp8_e4m3 and safetensors' F8_E4M3): 4
+// exponent bits (bias 7), 3 mantissa bits, no infinities, largest finite value 448. The conversions
+// live in kernels/weight_quantization.h.
+struct f8e4m3 {
+  uint8_t bits = 0;
+};
 
 template <typename T>
 constexpr DType dtype_of();
@@ -43,6 +52,14 @@ constexpr DType dtype_of<bf16>() {
 template <>
 constexpr DType dtype_of<int32_t>() {
   return DType::i32;
+}
+template <>
+constexpr DType dtype_of<int8_t>() {
+  return DType::i8;
+}
+template <>
+constexpr DType dtype_of<f8e4m3>() {
+  return DType::f8e4m3;
 }
 
 constexpr int kMaxRank = 4;

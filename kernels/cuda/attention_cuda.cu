@@ -3,6 +3,7 @@
 
 #include "kernels/cuda/attention_cuda.h"
 #include "kernels/cuda/common_cuda.cuh"
+#include "kernels/cuda/flash_attention_cuda.h"
 
 // Keys are numbered in one range c in [0, P + T): c < P is prefix row c (seen by every query),
 // c >= P is sequence key j = c - P (masked by the causal rule and the segment ids), as in
@@ -469,6 +470,19 @@ size_t attention_backward_workspace_bytes(const cpu::AttentionDims& dims, bool p
 void attention_forward(const OpContext& ctx, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v,
                        Tensor prefix_k, Tensor prefix_v, Tensor segment_ids,
                        const cpu::AttentionDims& dims, bool causal, double scale) {
+  if (flash_attention_applies(dims, q.dtype,
+                              {q.data, k.data, v.data, out.data, prefix_k.data, prefix_v.data})) {
+    flash_attention_forward(ctx, out, lse, q, k, v, prefix_k, prefix_v, segment_ids, dims, causal,
+                            scale);
+    return;
+  }
+  attention_forward_simt(ctx, out, lse, q, k, v, prefix_k, prefix_v, segment_ids, dims, causal,
+                         scale);
+}
+
+void attention_forward_simt(const OpContext& ctx, Tensor out, Tensor lse, Tensor q, Tensor k,
+                            Tensor v, Tensor prefix_k, Tensor prefix_v, Tensor segment_ids,
+                            const cpu::AttentionDims& dims, bool causal, double scale) {
   constexpr std::string_view op = "attention_forward";
   check_launchable(op, dims);
   if (dims.batch * dims.seq_len * dims.q_heads * dims.head_dim == 0) return;
@@ -488,10 +502,14 @@ void attention_forward(const OpContext& ctx, Tensor out, Tensor lse, Tensor q, T
   });
 }
 
-void attention_backward(const OpContext& ctx, Tensor dq, Tensor dk, Tensor dv, Tensor dprefix_k,
-                        Tensor dprefix_v, Tensor dout, Tensor out, Tensor lse, Tensor q, Tensor k,
-                        Tensor v, Tensor prefix_k, Tensor prefix_v, Tensor segment_ids,
-                        const cpu::AttentionDims& dims, bool causal, double scale) {
+namespace {
+
+// The backward on either path: delta, then the flash or the SIMT dq and dk/dv kernels, then the
+// prefix partials' batch sum into dprefix_k/v.
+void run_backward(const OpContext& ctx, Tensor dq, Tensor dk, Tensor dv, Tensor dprefix_k,
+                  Tensor dprefix_v, Tensor dout, Tensor out, Tensor lse, Tensor q, Tensor k,
+                  Tensor v, Tensor prefix_k, Tensor prefix_v, Tensor segment_ids,
+                  const cpu::AttentionDims& dims, bool causal, double scale, bool flash) {
   constexpr std::string_view op = "attention_backward";
   check_launchable(op, dims);
   if (dims.batch * dims.seq_len * dims.q_heads * dims.head_dim == 0) return;
@@ -506,36 +524,47 @@ void attention_backward(const OpContext& ctx, Tensor dq, Tensor dk, Tensor dv, T
       prefix_grads && !dprefix_v.empty()
           ? reinterpret_cast<float*>(workspace + delta_bytes(dims) + prefix_partial_bytes(dims))
           : nullptr;
-  // Without prefix gradients the dk/dv blocks start at the first sequence key.
-  const int64_t key_first = prefix_grads ? 0 : dims.prefix_len;
-  const int64_t key_tiles = (dims.prefix_len + dims.seq_len - key_first + kKeyTile - 1) / kKeyTile;
-  const dim3 query_grid(row_tiles(dims.seq_len), static_cast<unsigned>(dims.q_heads),
-                        static_cast<unsigned>(dims.batch));
-  const dim3 key_grid(static_cast<unsigned>(key_tiles), static_cast<unsigned>(dims.kv_heads),
-                      static_cast<unsigned>(dims.batch));
   const int64_t delta_rows = dims.batch * dims.seq_len * dims.q_heads;
   FT_DISPATCH_CUDA_FLOAT(op, q.dtype, {
     launch_kernel(op, ctx, attention_delta_kernel<scalar_t>, grid_for(delta_rows * 32), kThreads, 0,
                   delta, data<scalar_t>(dout), data<scalar_t>(out), g);
-    with_max_head_dim(dims.head_dim, [&](auto max_dim) {
-      constexpr int kMaxDim = decltype(max_dim)::value;
-      auto dq_kernel = attention_dq_kernel<scalar_t, kMaxDim / 32>;
-      const size_t dq_shared = dq_shared_bytes(dims.head_dim);
-      allow_shared(op, dq_kernel, dq_shared);
-      launch_kernel(op, ctx, dq_kernel, query_grid, kRowThreads, dq_shared, data<scalar_t>(dq),
-                    data<scalar_t>(dout), data<float>(lse), delta, data<scalar_t>(q),
-                    data<scalar_t>(k), data<scalar_t>(v), data_or_null<scalar_t>(prefix_k),
-                    data_or_null<scalar_t>(prefix_v), g);
-      auto dkdv_kernel = attention_dkdv_kernel<scalar_t, kMaxDim>;
-      const size_t dkdv_shared = dkdv_shared_bytes(dims.head_dim);
-      allow_shared(op, dkdv_kernel, dkdv_shared);
-      launch_kernel(op, ctx, dkdv_kernel, key_grid, kKvThreads, dkdv_shared, data<scalar_t>(dk),
-                    data<scalar_t>(dv), partial_k, partial_v, data<scalar_t>(dout),
-                    data<float>(lse), delta, data<scalar_t>(q), data<scalar_t>(k),
-                    data<scalar_t>(v), data_or_null<scalar_t>(prefix_k),
-                    data_or_null<scalar_t>(prefix_v), g, key_first);
-    });
   });
+  if (flash &&
+      flash_attention_applies(dims, q.dtype,
+                              {q.data, k.data, v.data, dout.data, dq.data, dk.data, dv.data,
+                               prefix_k.data, prefix_v.data, partial_k, partial_v})) {
+    flash_attention_backward(ctx, dq, dk, dv, partial_k, partial_v, dout, lse, delta, q, k, v,
+                             prefix_k, prefix_v, segment_ids, dims, causal, scale);
+  } else {
+    // Without prefix gradients the dk/dv blocks start at the first sequence key.
+    const int64_t key_first = prefix_grads ? 0 : dims.prefix_len;
+    const int64_t key_tiles =
+        (dims.prefix_len + dims.seq_len - key_first + kKeyTile - 1) / kKeyTile;
+    const dim3 query_grid(row_tiles(dims.seq_len), static_cast<unsigned>(dims.q_heads),
+                          static_cast<unsigned>(dims.batch));
+    const dim3 key_grid(static_cast<unsigned>(key_tiles), static_cast<unsigned>(dims.kv_heads),
+                        static_cast<unsigned>(dims.batch));
+    FT_DISPATCH_CUDA_FLOAT(op, q.dtype, {
+      with_max_head_dim(dims.head_dim, [&](auto max_dim) {
+        constexpr int kMaxDim = decltype(max_dim)::value;
+        auto dq_kernel = attention_dq_kernel<scalar_t, kMaxDim / 32>;
+        const size_t dq_shared = dq_shared_bytes(dims.head_dim);
+        allow_shared(op, dq_kernel, dq_shared);
+        launch_kernel(op, ctx, dq_kernel, query_grid, kRowThreads, dq_shared, data<scalar_t>(dq),
+                      data<scalar_t>(dout), data<float>(lse), delta, data<scalar_t>(q),
+                      data<scalar_t>(k), data<scalar_t>(v), data_or_null<scalar_t>(prefix_k),
+                      data_or_null<scalar_t>(prefix_v), g);
+        auto dkdv_kernel = attention_dkdv_kernel<scalar_t, kMaxDim>;
+        const size_t dkdv_shared = dkdv_shared_bytes(dims.head_dim);
+        allow_shared(op, dkdv_kernel, dkdv_shared);
+        launch_kernel(op, ctx, dkdv_kernel, key_grid, kKvThreads, dkdv_shared, data<scalar_t>(dk),
+                      data<scalar_t>(dv), partial_k, partial_v, data<scalar_t>(dout),
+                      data<float>(lse), delta, data<scalar_t>(q), data<scalar_t>(k),
+                      data<scalar_t>(v), data_or_null<scalar_t>(prefix_k),
+                      data_or_null<scalar_t>(prefix_v), g, key_first);
+      });
+    });
+  }
   const int64_t prefix_elements = dims.prefix_len * dims.kv_heads * dims.head_dim;
   const Tensor* dprefixes[2] = {&dprefix_k, &dprefix_v};
   const float* partials[2] = {partial_k, partial_v};
@@ -547,6 +576,25 @@ void attention_backward(const OpContext& ctx, Tensor dq, Tensor dk, Tensor dv, T
                                              dims.batch, prefix_elements});
     });
   }
+}
+
+}  // namespace
+
+void attention_backward(const OpContext& ctx, Tensor dq, Tensor dk, Tensor dv, Tensor dprefix_k,
+                        Tensor dprefix_v, Tensor dout, Tensor out, Tensor lse, Tensor q, Tensor k,
+                        Tensor v, Tensor prefix_k, Tensor prefix_v, Tensor segment_ids,
+                        const cpu::AttentionDims& dims, bool causal, double scale) {
+  run_backward(ctx, dq, dk, dv, dprefix_k, dprefix_v, dout, out, lse, q, k, v, prefix_k, prefix_v,
+               segment_ids, dims, causal, scale, /*flash=*/true);
+}
+
+void attention_backward_simt(const OpContext& ctx, Tensor dq, Tensor dk, Tensor dv,
+                             Tensor dprefix_k, Tensor dprefix_v, Tensor dout, Tensor out,
+                             Tensor lse, Tensor q, Tensor k, Tensor v, Tensor prefix_k,
+                             Tensor prefix_v, Tensor segment_ids, const cpu::AttentionDims& dims,
+                             bool causal, double scale) {
+  run_backward(ctx, dq, dk, dv, dprefix_k, dprefix_v, dout, out, lse, q, k, v, prefix_k, prefix_v,
+               segment_ids, dims, causal, scale, /*flash=*/false);
 }
 
 }  // namespace ft::cuda

@@ -12,6 +12,9 @@
 // q, k, v, prefix_k/v, out, dout, dq, dk, dv: f32 or bf16 (one dtype); lse: f32; dprefix_k/v: f32
 // or the activations' dtype. head_dim up to kAttentionMaxHeadDim. ctx.workspace is device memory.
 // Arguments are checked by the ops.h entry points (kernels/attention_ops.cpp).
+// These are the SIMT kernels; attention_forward/backward run the tensor-core kernels of
+// flash_attention_cuda.h instead where flash_attention_applies (bf16, head_dim 64 or 128, sm_80+),
+// with the same workspace (delta and the prefix partials).
 #pragma once
 
 #include <cstddef>
@@ -38,5 +41,15 @@ void attention_backward(const OpContext& ctx, Tensor dq, Tensor dk, Tensor dv, T
                         Tensor dprefix_v, Tensor dout, Tensor out, Tensor lse, Tensor q, Tensor k,
                         Tensor v, Tensor prefix_k, Tensor prefix_v, Tensor segment_ids,
                         const cpu::AttentionDims& dims, bool causal, double scale);
+
+// The SIMT kernels whatever the dtype and head_dim (for tests comparing the two paths).
+void attention_forward_simt(const OpContext& ctx, Tensor out, Tensor lse, Tensor q, Tensor k,
+                            Tensor v, Tensor prefix_k, Tensor prefix_v, Tensor segment_ids,
+                            const cpu::AttentionDims& dims, bool causal, double scale);
+void attention_backward_simt(const OpContext& ctx, Tensor dq, Tensor dk, Tensor dv,
+                             Tensor dprefix_k, Tensor dprefix_v, Tensor dout, Tensor out,
+                             Tensor lse, Tensor q, Tensor k, Tensor v, Tensor prefix_k,
+                             Tensor prefix_v, Tensor segment_ids, const cpu::AttentionDims& dims,
+                             bool causal, double scale);
 
 }  // namespace ft::cuda

@@ -56,6 +56,8 @@ bool visit_float_data(const Tensor& t, Visit&& visit) {
       visit(t.ptr<bf16>());
       return true;
     case DType::i32:
+    case DType::i8:
+    case DType::f8e4m3:  // quantized weights: no conversions to or from them here
       break;
   }
   return false;

@@ -39,6 +39,12 @@ StorageTypes storage_types(DType dtype) {
       return {H5T_STD_U16LE, H5T_NATIVE_UINT16};
     case DType::i32:
       return {H5T_STD_I32LE, H5T_NATIVE_INT32};
+    case DType::i8:
+    case DType::f8e4m3:
+      fail(
+          "checkpoint: tensors of dtype {} are not stored (quantized frozen weights are rebuilt "
+          "from the base model's weights when it is loaded)",
+          dtype_name(dtype));
   }
   fail("checkpoint: unknown dtype {}", static_cast<int>(dtype));
 }

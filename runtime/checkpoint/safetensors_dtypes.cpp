@@ -119,6 +119,12 @@ const SafetensorsDType& safetensors_dtype_of(DType dtype) {
     case DType::i32:
       name = "I32";
       break;
+    case DType::i8:
+      name = "I8";
+      break;
+    case DType::f8e4m3:
+      name = "F8_E4M3";
+      break;
   }
   const SafetensorsDType* found = name ? find_safetensors_dtype(name) : nullptr;
   if (!found) fail("safetensors: no stored dtype for ft dtype {}", static_cast<int>(dtype));
