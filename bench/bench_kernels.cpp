@@ -418,15 +418,6 @@ int main(int argc, char** argv) {
   app.add_flag("--cpu-check", options.cpu_check,
                "Run every call once in f32 on the CPU on cut-down shapes (checks the arguments; "
                "no GPU needed, nothing timed)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& error) {
-    return app.exit(error);
-  }
-  try {
-    return ft::bench::run(options);
-  } catch (const std::exception& error) {
-    std::cerr << "bench_kernels: error: " << error.what() << std::endl;
-    return 1;
-  }
+  return ft::bench::parse_and_run(app, argc, argv, "bench_kernels",
+                                  [&] { return ft::bench::run(options); });
 }

@@ -619,15 +619,6 @@ int main(int argc, char** argv) {
                "Prefix tuning through PEFT's MLP projection");
   app.add_flag("--ceiling", options.ceiling,
                "Measure the BLAS ceiling for a PEFT method or --method all too (always for full)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& error) {
-    return app.exit(error);
-  }
-  try {
-    return ft::bench::run(options);
-  } catch (const std::exception& error) {
-    std::cerr << "bench_step: error: " << error.what() << std::endl;
-    return 1;
-  }
+  return ft::bench::parse_and_run(app, argc, argv, "bench_step",
+                                  [&] { return ft::bench::run(options); });
 }

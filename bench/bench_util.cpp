@@ -1,8 +1,11 @@
 #include "bench_util.h"
 
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <exception>
+#include <iostream>
 #include <numeric>
 
 #include "kernels/ops.h"
@@ -177,6 +180,21 @@ std::string cuda_versions() {
 #else
   return "";
 #endif
+}
+
+int parse_and_run(CLI::App& app, int argc, char** argv, std::string_view program,
+                  const std::function<int()>& run) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  }
+  try {
+    return run();
+  } catch (const std::exception& error) {
+    std::cerr << program << ": error: " << error.what() << std::endl;
+    return 1;
+  }
 }
 
 }  // namespace ft::bench

@@ -9,11 +9,16 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kernels/context.h"
 #include "runtime/buffer.h"
 #include "runtime/tensor.h"
+
+namespace CLI {
+class App;
+}
 
 namespace ft::bench {
 
@@ -91,5 +96,13 @@ size_t device_memory_used();
 
 // "4.2.0 (driver 580.x)": the CUDA runtime and driver versions; "" without CUDA.
 std::string cuda_versions();
+
+// ---- main ------------------------------------------------------------------------------------
+
+// A benchmark's main after its options are declared on `app`: parses the command line (CLI11's
+// exit code for --help or a bad option), then returns run(), or 1 after printing
+// "<program>: error: <what>" when it throws.
+int parse_and_run(CLI::App& app, int argc, char** argv, std::string_view program,
+                  const std::function<int()>& run);
 
 }  // namespace ft::bench

@@ -17,13 +17,13 @@ explicitly).
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from pytorch_peft_gpu import ALL_LINEAR, LLAMA_3_2_1B, METHODS, RESULT_TAG  # noqa: E402
-from run_kernel_bench import Deadline, environment  # noqa: E402
+from gpu_bench_common import (  # noqa: E402
+    Deadline, add_runner_arguments, environment, run_logged)
 
 FT_TAG = "bench_step-result: "
 GIB = 2.0 ** 30
@@ -53,13 +53,7 @@ def parse_args(argv=None):
                    help="MFU's denominator for both sides (0: from the GPU's name)")
     p.add_argument("--timeout", type=int, default=240, help="seconds per process")
     p.add_argument("--out", default="e2e_out", help="folder for the logs and the table")
-    p.add_argument("--ft-commit", default="", help="ft's commit, for the header")
-    p.add_argument("--skip-ft", action="store_true")
-    p.add_argument("--skip-peer", action="store_true")
-    p.add_argument("--budget", type=float, default=0,
-                   help="seconds for the whole run (0: none): a process that would start with "
-                   "under 30 s left is skipped, and each gets at most what is left")
-    p.add_argument("--dry-run", action="store_true", help="print the commands; run nothing")
+    add_runner_arguments(p)
     args = p.parse_args(argv)
     args.method_list = [m for m in args.methods.split(",") if m]
     bad = [m for m in args.method_list if m not in METHODS]
@@ -89,27 +83,15 @@ def commands(args, config, method):
 
 def run_command(command, tag, log_path, timeout):
     """Runs `command`, echoing and logging its output; returns (exit status, result dict)."""
-    print("$ " + " ".join(command), flush=True)
-    result = None
-    with open(log_path, "w") as log:
-        try:
-            child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        except OSError as error:
-            print(f"run_e2e_gpu: cannot start {command[0]}: {error}", flush=True)
-            return 127, None
-        try:
-            for line in child.stdout:
-                log.write(line)
-                print(line, end="", flush=True)
-                if line.startswith(tag):
-                    result = json.loads(line[len(tag):])
-            child.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            print(f"run_e2e_gpu: {command[0]} passed {timeout} s; stopped it", flush=True)
-            return 124, result
-    return child.returncode, result
+    result = {}
+
+    def read_line(line):
+        if line.startswith(tag):
+            result["value"] = json.loads(line[len(tag):])
+        return True
+
+    status = run_logged(command, log_path, timeout, "run_e2e_gpu", read_line)
+    return status, result.get("value")
 
 
 def cell(value, fmt):

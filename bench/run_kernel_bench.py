@@ -8,14 +8,14 @@ the GPU, driver, date and versions on top. Figures to read; nothing passes or fa
   python3 bench/run_kernel_bench.py --dry-run     # the two commands, nothing run
 """
 import argparse
-import datetime
 import json
 import os
-import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from gpu_bench_common import (  # noqa: E402
+    Deadline, add_runner_arguments, environment, run_logged)
 
 # Per table: which kernels it holds, and the ratios it shows (numerator impl, denominator impl):
 # speed of the first over the second = time of the second / time of the first.
@@ -37,76 +37,20 @@ TABLES = [
 ]
 
 
-class Deadline:
-    """What is left of --budget: the timeout of the next process, or None to skip it."""
-
-    def __init__(self, budget, timeout):
-        self.end = time.monotonic() + budget if budget > 0 else None
-        self.timeout = timeout
-
-    def next_timeout(self):
-        if self.end is None:
-            return self.timeout
-        left = self.end - time.monotonic()
-        return min(self.timeout, int(left)) if left >= 30 else None
-
-
 def run_command(command, log_path, timeout):
     """Runs `command`, echoing and logging its output; returns (exit status, JSON rows)."""
-    print("$ " + " ".join(command), flush=True)
     rows = []
-    with open(log_path, "w") as log:
-        try:
-            child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        except OSError as error:
-            print(f"run_kernel_bench: cannot start {command[0]}: {error}", flush=True)
-            return 127, rows
-        try:
-            for line in child.stdout:
-                log.write(line)
-                if line.startswith("{"):
-                    try:
-                        rows.append(json.loads(line))
-                        continue  # the rows go to the tables; the log keeps them
-                    except json.JSONDecodeError:
-                        pass
-                print(line, end="", flush=True)
-            child.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            print(f"run_kernel_bench: {command[0]} passed {timeout} s; stopped it", flush=True)
-            return 124, rows
-    return child.returncode, rows
 
+    def read_line(line):
+        if line.startswith("{"):
+            try:
+                rows.append(json.loads(line))
+                return False  # the rows go to the tables; the log keeps them
+            except json.JSONDecodeError:
+                pass
+        return True
 
-def environment(python=sys.executable):
-    """Lines naming the GPU, driver, date and software versions (for both runner scripts)."""
-    lines = [f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}"]
-    try:
-        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,"
-                              "clocks.max.sm,power.limit", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30)
-        lines.append("GPU (nvidia-smi name, driver, memory, max SM clock, power limit): " +
-                     (smi.stdout.strip() or smi.stderr.strip()))
-    except (OSError, subprocess.TimeoutExpired) as error:
-        lines.append(f"GPU: nvidia-smi unavailable ({error})")
-    probe = ("import importlib\n"
-             "for m in ('torch', 'transformers', 'peft'):\n"
-             "    try:\n"
-             "        mod = importlib.import_module(m)\n"
-             "        extra = ''\n"
-             "        if m == 'torch':\n"
-             "            extra = f' (CUDA {mod.version.cuda}, cuDNN {mod.backends.cudnn.version()})'\n"
-             "        print(f'{m} {mod.__version__}{extra}')\n"
-             "    except Exception as e:\n"
-             "        print(f'{m}: not importable ({type(e).__name__})')\n")
-    try:
-        out = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=120)
-        lines.append("python: " + "; ".join(out.stdout.split("\n")[:-1]))
-    except (OSError, subprocess.TimeoutExpired) as error:
-        lines.append(f"python: {python} failed ({error})")
-    return lines
+    return run_logged(command, log_path, timeout, "run_kernel_bench", read_line), rows
 
 
 def join(rows):
@@ -184,13 +128,7 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--out", default="kernel_bench_out", help="folder for the logs and tables")
     p.add_argument("--timeout", type=int, default=300, help="seconds per side")
-    p.add_argument("--ft-commit", default="", help="ft's commit, for the header")
-    p.add_argument("--skip-ft", action="store_true")
-    p.add_argument("--skip-peer", action="store_true")
-    p.add_argument("--budget", type=float, default=0,
-                   help="seconds for the whole run (0: none): a process that would start with "
-                   "under 30 s left is skipped, and each gets at most what is left")
-    p.add_argument("--dry-run", action="store_true", help="print the commands; run nothing")
+    add_runner_arguments(p)
     return p.parse_args(argv)
 
 

@@ -1,5 +1,5 @@
 // Argument checks shared by the ops.h entry points (kernels/*_ops.cpp): each failure names the op
-// and the argument and says what was expected.
+// and the argument and says what was expected. Also ptr_or_null, for passing optional tensors on.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +12,12 @@
 #include "runtime/tensor.h"
 
 namespace ft::ops {
+
+// An optional tensor's data, or nullptr when it is absent (the implementations' convention).
+template <typename T>
+T* ptr_or_null(const Tensor& t) {
+  return t.empty() ? nullptr : t.ptr<T>();
+}
 
 // Argument checks for one call of one op.
 struct ArgChecks {

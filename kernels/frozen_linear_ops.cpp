@@ -52,6 +52,18 @@ void check_weight(const ArgChecks& check, std::string_view weight_arg, const Ten
   }
 }
 
+// SwiGLU's up projection (given) beside `weight`: in weight's dtype, with its scale iff quantized.
+void check_up_weight(const ArgChecks& check, const Tensor& up_weight, const Tensor& up_scale,
+                     const Tensor& weight, int64_t out_features, int64_t in_features,
+                     DType activations) {
+  if (up_weight.dtype != weight.dtype) {
+    fail("op {}: argument up_weight has dtype {}, expected {} (weight's dtype)", check.op,
+         dtype_name(up_weight.dtype), dtype_name(weight.dtype));
+  }
+  check_weight(check, "up_weight", up_weight, "up_scale", up_scale, out_features, in_features,
+               activations);
+}
+
 void require_empty(const ArgChecks& check, std::string_view arg, const Tensor& t,
                    std::string_view why) {
   if (!t.empty()) fail("op {}: argument {} must be empty {}", check.op, arg, why);
@@ -59,11 +71,6 @@ void require_empty(const ArgChecks& check, std::string_view arg, const Tensor& t
 
 void count(const OpContext& ctx, int64_t OpCounters::*counter, int64_t products) {
   if (ctx.counters) ctx.counters->*counter += products;
-}
-
-template <typename T>
-const T* ptr_or_null(const Tensor& t) {
-  return t.empty() ? nullptr : t.ptr<T>();
 }
 
 // The weight as scalar_t: a view of its data, or its dequantized copy in `storage`.
@@ -133,12 +140,7 @@ void frozen_linear_forward(const OpContext& ctx, Tensor out, Tensor x, Tensor we
       fail("op {}: argument up_weight is empty, expected ({}, {}) for the swiglu epilogue",
            check.op, out_features, in_features);
     }
-    if (args.up_weight.dtype != weight.dtype) {
-      fail("op {}: argument up_weight has dtype {}, expected {} (weight's dtype)", check.op,
-           dtype_name(args.up_weight.dtype), dtype_name(weight.dtype));
-    }
-    check_weight(check, "up_weight", args.up_weight, "up_scale", args.up_scale, out_features,
-                 in_features, dtype);
+    check_up_weight(check, args.up_weight, args.up_scale, weight, out_features, in_features, dtype);
     check.optional("pre_activation", args.pre_activation, {2, rows, out_features}, dtype);
   } else {
     require_empty(check, "up_weight", args.up_weight, "unless the epilogue is swiglu");
@@ -193,12 +195,7 @@ void frozen_linear_backward_input(const OpContext& ctx, Tensor dx, Tensor dout, 
            out_features, in_features);
     }
     check.tensor("up_dout", up_dout, {rows, out_features}, dtype);
-    if (up_weight.dtype != weight.dtype) {
-      fail("op {}: argument up_weight has dtype {}, expected {} (weight's dtype)", check.op,
-           dtype_name(up_weight.dtype), dtype_name(weight.dtype));
-    }
-    check_weight(check, "up_weight", up_weight, "up_scale", up_scale, out_features, in_features,
-                 dtype);
+    check_up_weight(check, up_weight, up_scale, weight, out_features, in_features, dtype);
   } else {
     require_empty(check, "up_weight", up_weight, "without up_dout");
     require_empty(check, "up_scale", up_scale, "without up_dout");

@@ -4,7 +4,9 @@
 #include "kernels/fused_norm_ops.h"
 
 #include <cstdint>
+#include <initializer_list>
 #include <string_view>
+#include <utility>
 
 #include "kernels/arg_checks.h"
 #include "kernels/cpu/fused_norm_cpu.h"
@@ -17,11 +19,6 @@
 
 namespace ft::ops {
 namespace {
-
-template <typename T>
-T* ptr_or_null(const Tensor& t) {
-  return t.empty() ? nullptr : t.ptr<T>();
-}
 
 bool overlap(const Tensor& a, const Tensor& b) {
   if (a.empty() || b.empty() || a.bytes() == 0 || b.bytes() == 0) return false;
@@ -52,17 +49,27 @@ void check_same_or_disjoint(const ArgChecks& check, std::string_view a_name, con
   }
 }
 
+// Every (N, C) tensor of a forward or backward, the first of which defines the shape, and the
+// weight (C), all in the first's dtype.
+void check_rows_and_weight(const ArgChecks& check,
+                           std::initializer_list<std::pair<std::string_view, const Tensor*>> rows,
+                           const Tensor& weight) {
+  const auto& [first_arg, first] = *rows.begin();
+  check.rank(first_arg, *first, 2);
+  const Shape matrix{first->dim(0), first->dim(1)};
+  for (const auto& [arg, t] : rows) check.tensor(arg, *t, matrix, first->dtype);
+  check.tensor("weight", weight, {matrix[1]}, first->dtype);
+}
+
 // The forward's tensors: residual_in (N, C) defines the shape.
 void check_forward(const ArgChecks& check, const Tensor& residual_out, const Tensor& out,
                    const Tensor& residual_in, const Tensor& delta, const Tensor& weight) {
-  check.rank("residual_in", residual_in, 2);
-  const int64_t rows = residual_in.dim(0), cols = residual_in.dim(1);
-  const DType dtype = residual_in.dtype;
-  check.tensor("residual_in", residual_in, {rows, cols}, dtype);
-  check.tensor("delta", delta, {rows, cols}, dtype);
-  check.tensor("residual_out", residual_out, {rows, cols}, dtype);
-  check.tensor("out", out, {rows, cols}, dtype);
-  check.tensor("weight", weight, {cols}, dtype);
+  check_rows_and_weight(check,
+                        {{"residual_in", &residual_in},
+                         {"delta", &delta},
+                         {"residual_out", &residual_out},
+                         {"out", &out}},
+                        weight);
   check_same_or_disjoint(check, "residual_out", residual_out, "residual_in", residual_in);
   check_same_or_disjoint(check, "residual_out", residual_out, "delta", delta);
   check_disjoint(check, "out", out, "residual_out", residual_out);
@@ -75,14 +82,12 @@ void check_forward(const ArgChecks& check, const Tensor& residual_out, const Ten
 // The backward's tensors: x (N, C), the norm's saved input, defines the shape.
 void check_backward(const ArgChecks& check, const Tensor& dresidual, const Tensor& dout,
                     const Tensor& dresidual_above, const Tensor& x, const Tensor& weight) {
-  check.rank("x", x, 2);
-  const int64_t rows = x.dim(0), cols = x.dim(1);
-  const DType dtype = x.dtype;
-  check.tensor("x", x, {rows, cols}, dtype);
-  check.tensor("dout", dout, {rows, cols}, dtype);
-  check.tensor("dresidual_above", dresidual_above, {rows, cols}, dtype);
-  check.tensor("dresidual", dresidual, {rows, cols}, dtype);
-  check.tensor("weight", weight, {cols}, dtype);
+  check_rows_and_weight(check,
+                        {{"x", &x},
+                         {"dout", &dout},
+                         {"dresidual_above", &dresidual_above},
+                         {"dresidual", &dresidual}},
+                        weight);
   check_same_or_disjoint(check, "dresidual", dresidual, "dresidual_above", dresidual_above);
   check_disjoint(check, "dresidual", dresidual, "dout", dout);
   check_disjoint(check, "dresidual", dresidual, "x", x);

@@ -27,14 +27,6 @@
 #endif
 
 namespace ft::ops {
-namespace {
-
-template <typename T>
-T* ptr_or_null(const Tensor& t) {
-  return t.empty() ? nullptr : t.ptr<T>();
-}
-
-}  // namespace
 
 // ---- embedding -------------------------------------------------------------------------------
 

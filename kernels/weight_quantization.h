@@ -44,23 +44,14 @@ FT_HOST_DEVICE float round_even(float value) {
   return std::nearbyint(value);
 #endif
 }
-FT_HOST_DEVICE uint32_t float_bits(float value) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_uint(value);
-#else
-  uint32_t bits;
-  std::memcpy(&bits, &value, sizeof bits);
-  return bits;
-#endif
-}
-FT_HOST_DEVICE float bits_float(uint32_t bits) {
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(bits);
-#else
-  float value;
-  std::memcpy(&value, &bits, sizeof value);
-  return value;
-#endif
+// The bits of `value` read as a To (std::bit_cast, which device code lacks; memcpy of a register
+// compiles to a move on both sides).
+template <typename To, typename From>
+FT_HOST_DEVICE To bit_cast(From value) {
+  static_assert(sizeof(To) == sizeof(From), "bit_cast between types of different sizes");
+  To result;
+  std::memcpy(&result, &value, sizeof result);
+  return result;
 }
 
 // The scale of a row with largest magnitude `absmax` (>= 0).
@@ -83,11 +74,11 @@ FT_HOST_DEVICE int8_t quantize_int8(float w, float scale) {
 
 // The E4M3 bits nearest to v (ties to even), saturated to +-448; NaN gives the NaN code.
 FT_HOST_DEVICE uint8_t float_to_e4m3(float v) {
-  const uint32_t bits = float_bits(v);
+  const uint32_t bits = bit_cast<uint32_t>(v);
   const uint8_t sign = static_cast<uint8_t>((bits >> 24) & 0x80u);
   const uint32_t magnitude = bits & 0x7fffffffu;
   if (magnitude > 0x7f800000u) return sign | kE4m3NanBits;
-  const float a = bits_float(magnitude);
+  const float a = bit_cast<float>(magnitude);
   if (a >= kE4m3Max) return sign | kE4m3MaxBits;  // includes infinity (saturation)
   if (a < 0.015625f) {
     // Below 2^-6, E4M3 is subnormal: code m (0..8) means m * 2^-9, and m = 8 is exactly the
@@ -114,9 +105,9 @@ FT_HOST_DEVICE float e4m3_to_float(uint8_t code) {
   if (exponent == 0) {
     magnitude = static_cast<float>(mantissa) * 0.001953125f;  // m * 2^-9
   } else if (exponent == 15 && mantissa == 7) {
-    magnitude = bits_float(0x7fc00000u);  // NaN
+    magnitude = bit_cast<float>(0x7fc00000u);  // NaN
   } else {
-    magnitude = bits_float(((exponent + 120u) << 23) | (mantissa << 20));
+    magnitude = bit_cast<float>(((exponent + 120u) << 23) | (mantissa << 20));
   }
   return (code & 0x80u) ? -magnitude : magnitude;
 }

@@ -7,11 +7,12 @@
 
 #include "kernels/cpu/cpu_common.h"
 #include "kernels/cpu/norm_cpu.h"
+#include "kernels/cpu/norm_gradients_cpu.h"
 
 // Each thread takes a range of rows and calls norm_cpu.cpp's functions on it with one thread: the
 // per-row arithmetic of those functions does not depend on the range, so the results are the
 // composed ops' exactly (the column sums of dweight and dbias, which do depend on every row, run
-// once over all rows with norm_cpu.cpp's terms).
+// once over all rows with norm_gradients_cpu.h's terms, as in norm_cpu.cpp).
 namespace ft::cpu {
 namespace {
 
@@ -81,11 +82,7 @@ void residual_rmsnorm_backward(scalar_t* dresidual, scalar_t* dweight, const sca
                        rmsnorm_backward(dx, static_cast<scalar_t*>(nullptr), dout + at, x + at,
                                         weight, rstd + first, count, cols, 1);
                      });
-  if (dweight) {  // norm_cpu.cpp's term
-    accumulate_column_sums(dweight, rows, cols, threads, [&](int64_t i, int64_t j) {
-      return dout[i * cols + j] * x[i * cols + j] * rstd[i];
-    });
-  }
+  norm_gradients::add_rmsnorm(dweight, dout, x, rstd, rows, cols, threads);
 }
 
 template <typename scalar_t>
@@ -101,15 +98,7 @@ void residual_layernorm_backward(scalar_t* dresidual, scalar_t* dweight, scalar_
                                           static_cast<scalar_t*>(nullptr), dout + at, x + at,
                                           weight, mean + first, rstd + first, count, cols, 1);
                      });
-  if (dweight) {  // norm_cpu.cpp's terms
-    accumulate_column_sums(dweight, rows, cols, threads, [&](int64_t i, int64_t j) {
-      return dout[i * cols + j] * ((x[i * cols + j] - mean[i]) * rstd[i]);
-    });
-  }
-  if (dbias) {
-    accumulate_column_sums(dbias, rows, cols, threads,
-                           [&](int64_t i, int64_t j) { return dout[i * cols + j]; });
-  }
+  norm_gradients::add_layernorm(dweight, dbias, dout, x, mean, rstd, rows, cols, threads);
 }
 
 #define FT_INSTANTIATE(scalar_t)                                                                   \

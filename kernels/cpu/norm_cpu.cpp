@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/cpu/cpu_common.h"
+#include "kernels/cpu/norm_gradients_cpu.h"
 
 // Row statistics and row dot products are summed in double; elementwise work stays in scalar_t.
 namespace ft::cpu {
@@ -50,11 +51,7 @@ void rmsnorm_backward(scalar_t* dx, scalar_t* dweight, const scalar_t* dout, con
       }
     }
   });
-  if (dweight) {
-    accumulate_column_sums(dweight, rows, cols, threads, [&](int64_t i, int64_t j) {
-      return dout[i * cols + j] * x[i * cols + j] * rstd[i];
-    });
-  }
+  norm_gradients::add_rmsnorm(dweight, dout, x, rstd, rows, cols, threads);
 }
 
 template <typename scalar_t>
@@ -116,15 +113,7 @@ void layernorm_backward(scalar_t* dx, scalar_t* dweight, scalar_t* dbias, const 
       }
     }
   });
-  if (dweight) {
-    accumulate_column_sums(dweight, rows, cols, threads, [&](int64_t i, int64_t j) {
-      return dout[i * cols + j] * ((x[i * cols + j] - mean[i]) * rstd[i]);
-    });
-  }
-  if (dbias) {
-    accumulate_column_sums(dbias, rows, cols, threads,
-                           [&](int64_t i, int64_t j) { return dout[i * cols + j]; });
-  }
+  norm_gradients::add_layernorm(dweight, dbias, dout, x, mean, rstd, rows, cols, threads);
 }
 
 #define FT_INSTANTIATE(scalar_t)                                                                   \

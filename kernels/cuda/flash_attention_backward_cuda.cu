@@ -75,24 +75,9 @@ __global__ void __launch_bounds__(kThreads)
   }
 
   const int prefix_tiles = ceil_div(p.prefix_len, kKeys);
-  const int last_row = min(row0 + kBlockRows, p.seq_len) - 1;
-  const int sequence_tiles = p.causal ? last_row / kKeys + 1 : ceil_div(p.seq_len, kKeys);
-  const int tile_count = prefix_tiles + sequence_tiles;
-
+  const int tile_count = key_tile_count<kKeys>(p, prefix_tiles, row0);
   auto load = [&](int t, int stage) {
-    const KeyTile tile = key_tile<kKeys>(t, prefix_tiles);
-    bfloat* k_tile = kv_tiles + 2 * stage * kTileElements;
-    copy_tile_async<kKeys, kHeadDim>(
-        k_tile, [&](int r) { return key_row<kHeadDim>(p.k, p.prefix_k, p, tile, b, kv_head, r); },
-        p.k);
-    copy_tile_async<kKeys, kHeadDim>(
-        k_tile + kTileElements,
-        [&](int r) { return key_row<kHeadDim>(p.v, p.prefix_v, p, tile, b, kv_head, r); }, p.v);
-    if (threadIdx.x < kKeys && !tile.prefix) {
-      key_segments[stage * kKeys + threadIdx.x] =
-          segment_at(p, b, tile.first + static_cast<int>(threadIdx.x));
-    }
-    mma::copy_async_commit();
+    load_key_tile<kKeys, kHeadDim>(kv_tiles, key_segments, p, prefix_tiles, b, kv_head, t, stage);
   };
 
   // Q and dO rows join the first key tile's copy group.
@@ -108,13 +93,7 @@ __global__ void __launch_bounds__(kThreads)
   const int strip = warp * kWarpRows;
   for (int t = 0; t < tile_count; ++t) {
     const int stage = t & 1;
-    if (t + 1 < tile_count) {
-      load(t + 1, stage ^ 1);
-      mma::copy_async_wait<1>();
-    } else {
-      mma::copy_async_wait<0>();
-    }
-    __syncthreads();
+    next_tile(t, tile_count, load);
     const bfloat* k_tile = kv_tiles + 2 * stage * kTileElements;
     const bfloat* v_tile = k_tile + kTileElements;
     const int32_t* tile_segments = key_segments + stage * kKeys;
@@ -229,13 +208,7 @@ __global__ void __launch_bounds__(kThreads)
   FragmentC dk_acc[kDimFragments], dv_acc[kDimFragments];
   for (int step = 0; step < steps; ++step) {
     const int stage = step & 1;
-    if (step + 1 < steps) {
-      load(step + 1, stage ^ 1);
-      mma::copy_async_wait<1>();
-    } else {
-      mma::copy_async_wait<0>();
-    }
-    __syncthreads();
+    next_tile(step, steps, load);
     const bfloat* q_tile = steps_tiles + 2 * stage * kStepElements;
     const bfloat* dout_tile = q_tile + kStepElements;
     const float* stats = step_stats + stage * 3 * kQueries;

@@ -66,25 +66,10 @@ __global__ void __launch_bounds__(kThreads)
   }
 
   const int prefix_tiles = ceil_div(p.prefix_len, kForwardKeys);
-  const int last_row = min(row0 + kBlockRows, p.seq_len) - 1;
-  const int sequence_tiles =
-      p.causal ? last_row / kForwardKeys + 1 : ceil_div(p.seq_len, kForwardKeys);
-  const int tile_count = prefix_tiles + sequence_tiles;
-
+  const int tile_count = key_tile_count<kForwardKeys>(p, prefix_tiles, row0);
   auto load = [&](int t, int stage) {
-    const KeyTile tile = key_tile<kForwardKeys>(t, prefix_tiles);
-    bfloat* k_tile = kv_tiles + 2 * stage * kTileElements;
-    copy_tile_async<kForwardKeys, kHeadDim>(
-        k_tile, [&](int r) { return key_row<kHeadDim>(p.k, p.prefix_k, p, tile, b, kv_head, r); },
-        p.k);
-    copy_tile_async<kForwardKeys, kHeadDim>(
-        k_tile + kTileElements,
-        [&](int r) { return key_row<kHeadDim>(p.v, p.prefix_v, p, tile, b, kv_head, r); }, p.v);
-    if (threadIdx.x < kForwardKeys && !tile.prefix) {
-      key_segments[stage * kForwardKeys + threadIdx.x] =
-          segment_at(p, b, tile.first + static_cast<int>(threadIdx.x));
-    }
-    mma::copy_async_commit();
+    load_key_tile<kForwardKeys, kHeadDim>(kv_tiles, key_segments, p, prefix_tiles, b, kv_head, t,
+                                          stage);
   };
 
   FragmentC o[kDimFragments];
@@ -93,13 +78,7 @@ __global__ void __launch_bounds__(kThreads)
   load(0, 0);
   for (int t = 0; t < tile_count; ++t) {
     const int stage = t & 1;
-    if (t + 1 < tile_count) {
-      load(t + 1, stage ^ 1);  // its buffers were last read before the previous tile's barrier
-      mma::copy_async_wait<1>();
-    } else {
-      mma::copy_async_wait<0>();
-    }
-    __syncthreads();
+    next_tile(t, tile_count, load);
     const bfloat* k_tile = kv_tiles + 2 * stage * kTileElements;
     const bfloat* v_tile = k_tile + kTileElements;
     const int32_t* tile_segments = key_segments + stage * kForwardKeys;

@@ -140,34 +140,53 @@ __device__ __forceinline__ void copy_tile_async(bfloat* tile, RowOf row_of, cons
   }
 }
 
-// ---- ldmatrix ---------------------------------------------------------------------------------
-// ldmatrix.x4: lanes 8m .. 8m + 7 give the addresses of the 8 rows (16 bytes each, 16-byte
-// aligned) of 8x8 matrix m; register m receives matrix m in the mma layout: lane 4 g + q holds
-// row g, columns 2q and 2q + 1 (the lower column in the low half). With .trans it holds rows 2q
-// and 2q + 1 of column g instead (the transpose).
-__device__ __forceinline__ void ldmatrix_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3,
-                                            const bfloat* row) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const auto address = static_cast<uint32_t>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(address));
-#else
-  __trap();
-#endif
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t& r0, uint32_t& r1, uint32_t& r2,
-                                                  uint32_t& r3, const bfloat* row) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const auto address = static_cast<uint32_t>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(address));
-#else
-  __trap();
-#endif
+// The key tiles (kKeys rows each) that query rows [row0, row0 + kBlockRows) walk: the prefix
+// tiles, then the sequence tiles (up to the diagonal with the causal mask).
+template <int kKeys>
+__device__ __forceinline__ int key_tile_count(const Params& p, int prefix_tiles, int row0) {
+  const int last_row = min(row0 + kBlockRows, p.seq_len) - 1;
+  const int sequence_tiles = p.causal ? last_row / kKeys + 1 : ceil_div(p.seq_len, kKeys);
+  return prefix_tiles + sequence_tiles;
 }
 
+// Key tile t of kv head kv_head, batch row b, into stage `stage` of the double buffers:
+// kv_tiles [stage][K, V] (kKeys, row_stride) and, for sequence tiles, key_segments [stage][key].
+// Commits its copy group.
+template <int kKeys, int kHeadDim>
+__device__ __forceinline__ void load_key_tile(bfloat* kv_tiles, int32_t* key_segments,
+                                              const Params& p, int prefix_tiles, int b, int kv_head,
+                                              int t, int stage) {
+  constexpr int kTileElements = kKeys * row_stride<kHeadDim>();
+  const KeyTile tile = key_tile<kKeys>(t, prefix_tiles);
+  bfloat* k_tile = kv_tiles + 2 * stage * kTileElements;
+  copy_tile_async<kKeys, kHeadDim>(
+      k_tile, [&](int r) { return key_row<kHeadDim>(p.k, p.prefix_k, p, tile, b, kv_head, r); },
+      p.k);
+  copy_tile_async<kKeys, kHeadDim>(
+      k_tile + kTileElements,
+      [&](int r) { return key_row<kHeadDim>(p.v, p.prefix_v, p, tile, b, kv_head, r); }, p.v);
+  if (threadIdx.x < kKeys && !tile.prefix) {
+    key_segments[stage * kKeys + threadIdx.x] =
+        segment_at(p, b, tile.first + static_cast<int>(threadIdx.x));
+  }
+  mma::copy_async_commit();
+}
+
+// One step of a double-buffered walk over tile_count tiles (key tiles, or the dk/dv kernel's query
+// steps): issues tile t + 1 into the other stage with load(t + 1, stage), whose buffers were last
+// read before the previous tile's barrier, then makes tile t (stage t & 1) visible to the CTA.
+template <typename LoadTile>
+__device__ __forceinline__ void next_tile(int t, int tile_count, const LoadTile& load) {
+  if (t + 1 < tile_count) {
+    load(t + 1, (t & 1) ^ 1);
+    mma::copy_async_wait<1>();
+  } else {
+    mma::copy_async_wait<0>();
+  }
+  __syncthreads();
+}
+
+// ---- ldmatrix fragment loads (mma::ldmatrix_x4) ----------------------------------------------
 // The A fragment of rows [row0, row0 + 16) x columns [col0, col0 + 16) of a row-major shared
 // matrix. Matrices: 0 = (rows +0, cols +0) -> a[0], 1 = (+8, +0) -> a[1], 2 = (+0, +8) -> a[2],
 // 3 = (+8, +8) -> a[3]; lane l addresses row l % 8 of matrix l / 8.
@@ -176,7 +195,7 @@ __device__ __forceinline__ FragmentA load_a(const bfloat* m, int stride, int row
   const bfloat* row =
       m + (row0 + (lane & 7) + (matrix & 1) * 8) * stride + col0 + (matrix >> 1) * 8;
   FragmentA a;
-  ldmatrix_x4(a.reg[0], a.reg[1], a.reg[2], a.reg[3], row);
+  mma::ldmatrix_x4(a.reg[0], a.reg[1], a.reg[2], a.reg[3], row);
   return a;
 }
 
@@ -188,7 +207,7 @@ __device__ __forceinline__ void load_b_transposed_pair(const bfloat* m, int stri
                                                        FragmentB& lo, FragmentB& hi) {
   const int lane = static_cast<int>(threadIdx.x & 31), matrix = lane >> 3;
   const bfloat* row = m + (n0 + (lane & 7) + (matrix >> 1) * 8) * stride + k0 + (matrix & 1) * 8;
-  ldmatrix_x4(lo.reg[0], lo.reg[1], hi.reg[0], hi.reg[1], row);
+  mma::ldmatrix_x4(lo.reg[0], lo.reg[1], hi.reg[0], hi.reg[1], row);
 }
 
 // The B fragments of B = M (M row-major (k, n) in shared memory) for the n tiles [n0, n0 + 8)
@@ -199,7 +218,7 @@ __device__ __forceinline__ void load_b_pair(const bfloat* m, int stride, int k0,
                                             FragmentB& lo, FragmentB& hi) {
   const int lane = static_cast<int>(threadIdx.x & 31), matrix = lane >> 3;
   const bfloat* row = m + (k0 + (lane & 7) + (matrix & 1) * 8) * stride + n0 + (matrix >> 1) * 8;
-  ldmatrix_x4_trans(lo.reg[0], lo.reg[1], hi.reg[0], hi.reg[1], row);
+  mma::ldmatrix_x4_trans(lo.reg[0], lo.reg[1], hi.reg[0], hi.reg[1], row);
 }
 
 // acc[0 .. kNTiles) (a 16 x 8 kNTiles strip) += A M^T: the S = Q K^T pattern. a_slice(s) gives

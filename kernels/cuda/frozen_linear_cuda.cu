@@ -151,7 +151,7 @@ struct ForwardPolicy {
   }
   __device__ __forceinline__ void multiply(Accumulators& acc, const bfloat* a_tile,
                                            const bfloat* b_tile) const {
-    frozen::mma_nk(acc, a_tile, b_tile, warp_m, warp_n);
+    frozen::mma_step<false>(acc, a_tile, b_tile, warp_m, warp_n);
   }
 };
 
@@ -191,7 +191,7 @@ struct BackwardPolicy {
   }
   __device__ __forceinline__ void multiply(Accumulators& acc, const bfloat* a_tile,
                                            const bfloat* b_tile) const {
-    frozen::mma_kn(acc, a_tile, b_tile, warp_m, warp_n);
+    frozen::mma_step<true>(acc, a_tile, b_tile, warp_m, warp_n);
   }
 };
 

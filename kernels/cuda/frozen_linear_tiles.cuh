@@ -48,30 +48,6 @@ __device__ __forceinline__ uint8_t* staging_slot(char* smem, int slot) {
   return reinterpret_cast<uint8_t*>(smem + kSharedBytesBf16 + slot * kStagingBytes);
 }
 
-// ldmatrix.x4: lane l supplies the address of row (l % 8) of 8x8 matrix l / 8 (16 bytes, 16-byte
-// aligned); register i receives matrix i with the mma fragment layout: lane (4 g + q) holds row g,
-// columns 2q and 2q + 1. With .trans it holds rows 2q and 2q + 1 of column g instead.
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&reg)[4], const bfloat* row) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const auto address = static_cast<uint32_t>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(reg[0]), "=r"(reg[1]), "=r"(reg[2]), "=r"(reg[3])
-               : "r"(address));
-#else
-  __trap();
-#endif
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&reg)[4], const bfloat* row) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const auto address = static_cast<uint32_t>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(reg[0]), "=r"(reg[1]), "=r"(reg[2]), "=r"(reg[3])
-               : "r"(address));
-#else
-  __trap();
-#endif
-}
-
 // Which global row a tile row reads. interleaved (SwiGLU): tile rows alternate in groups of 8
 // between two matrices (gate, up) over the same 64 rows, so that n-tiles 2j and 2j + 1 of a warp
 // hold gate and up of the same output columns: tile row r -> matrix (r / 8) % 2, row
@@ -170,61 +146,42 @@ __device__ __forceinline__ void widen_16(bfloat* dst, const uint8_t* src, float 
 
 using Accumulators = mma::FragmentC[4][4];  // [m16 tile][n8 tile] of a warp's 64 x 32
 
-// acc += A (tile rows of this warp) B for one 32-deep k step, B from an "nk" tile (128 x 32).
-__device__ __forceinline__ void mma_nk(Accumulators& acc, const bfloat* a_tile,
-                                       const bfloat* b_tile, int warp_m, int warp_n) {
+// acc += A (tile rows of this warp) B for one 32-deep k step. A matrices (rows 0-7, k 0-7),
+// (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15) are a[0..3] of the fragment layout.
+// B from an "nk" tile (kKnB false, 128 x 32, B^T rows n): matrices (n 0-7, k 0-7), (n 0-7,
+// k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15) are b[0], b[1] of n-tile 2p and b[0], b[1] of n-tile
+// 2p + 1. B from a "kn" tile (kKnB true, 32 x 128): ldmatrix.trans of row-major (k, n) 8x8 blocks
+// gives B fragments directly; matrices (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15),
+// (k 8-15, n 8-15).
+template <bool kKnB>
+__device__ __forceinline__ void mma_step(Accumulators& acc, const bfloat* a_tile,
+                                         const bfloat* b_tile, int warp_m, int warp_n) {
   const int lane = threadIdx.x & 31;
-  // A: matrices (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15)
-  // are a[0..3] of the fragment layout.
   const int a_row = (lane & 7) + ((lane >> 3) & 1) * 8, a_col = (lane >> 4) * 8;
-  // B^T rows n: matrices (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15) are
-  // b[0], b[1] of n-tile 2p and b[0], b[1] of n-tile 2p + 1.
-  const int b_row = (lane & 7) + (lane >> 4) * 8, b_col = ((lane >> 3) & 1) * 8;
+  const int b_row = kKnB ? a_row : (lane & 7) + (lane >> 4) * 8;
+  const int b_col = kKnB ? a_col : ((lane >> 3) & 1) * 8;
 #pragma unroll
   for (int ks = 0; ks < kTileK; ks += 16) {
     mma::FragmentA a[4];
     mma::FragmentB b[4];
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi) {
-      ldmatrix_x4(a[mi].reg, a_tile + (warp_m * kWarpM + mi * 16 + a_row) * kNkStride + ks + a_col);
+      uint32_t(&reg)[4] = a[mi].reg;
+      mma::ldmatrix_x4(reg[0], reg[1], reg[2], reg[3],
+                       a_tile + (warp_m * kWarpM + mi * 16 + a_row) * kNkStride + ks + a_col);
     }
 #pragma unroll
     for (int p = 0; p < 2; ++p) {
-      uint32_t reg[4];
-      ldmatrix_x4(reg, b_tile + (warp_n * kWarpN + p * 16 + b_row) * kNkStride + ks + b_col);
-      b[2 * p] = mma::FragmentB{{reg[0], reg[1]}};
-      b[2 * p + 1] = mma::FragmentB{{reg[2], reg[3]}};
-    }
-#pragma unroll
-    for (int mi = 0; mi < 4; ++mi) {
-#pragma unroll
-      for (int ni = 0; ni < 4; ++ni) mma::mma_bf16(acc[mi][ni], a[mi], b[ni]);
-    }
-  }
-}
-
-// The same with B from a "kn" tile (32 x 128): ldmatrix.trans of row-major (k, n) 8x8 blocks gives
-// B fragments directly; matrices (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15), (k 8-15, n
-// 8-15).
-__device__ __forceinline__ void mma_kn(Accumulators& acc, const bfloat* a_tile,
-                                       const bfloat* b_tile, int warp_m, int warp_n) {
-  const int lane = threadIdx.x & 31;
-  const int a_row = (lane & 7) + ((lane >> 3) & 1) * 8, a_col = (lane >> 4) * 8;
-  const int b_row = (lane & 7) + ((lane >> 3) & 1) * 8, b_col = (lane >> 4) * 8;
-#pragma unroll
-  for (int ks = 0; ks < kTileK; ks += 16) {
-    mma::FragmentA a[4];
-    mma::FragmentB b[4];
-#pragma unroll
-    for (int mi = 0; mi < 4; ++mi) {
-      ldmatrix_x4(a[mi].reg, a_tile + (warp_m * kWarpM + mi * 16 + a_row) * kNkStride + ks + a_col);
-    }
-#pragma unroll
-    for (int p = 0; p < 2; ++p) {
-      uint32_t reg[4];
-      ldmatrix_x4_trans(reg, b_tile + (ks + b_row) * kKnStride + warp_n * kWarpN + p * 16 + b_col);
-      b[2 * p] = mma::FragmentB{{reg[0], reg[1]}};
-      b[2 * p + 1] = mma::FragmentB{{reg[2], reg[3]}};
+      uint32_t(&lo)[2] = b[2 * p].reg;
+      uint32_t(&hi)[2] = b[2 * p + 1].reg;
+      if constexpr (kKnB) {
+        mma::ldmatrix_x4_trans(
+            lo[0], lo[1], hi[0], hi[1],
+            b_tile + (ks + b_row) * kKnStride + warp_n * kWarpN + p * 16 + b_col);
+      } else {
+        mma::ldmatrix_x4(lo[0], lo[1], hi[0], hi[1],
+                         b_tile + (warp_n * kWarpN + p * 16 + b_row) * kNkStride + ks + b_col);
+      }
     }
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi) {

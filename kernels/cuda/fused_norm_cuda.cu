@@ -1,5 +1,6 @@
 #include "kernels/cuda/common_cuda.cuh"
 #include "kernels/cuda/fused_norm_cuda.h"
+#include "kernels/cuda/norm_gradients_cuda.cuh"
 
 // The arithmetic of kernels/cuda/elementwise_cuda.cu's add and kernels/cuda/norm_cuda.cu's norms,
 // in the same order: the sum residual_in + delta and the norm's input gradient are rounded to the
@@ -40,6 +41,36 @@ __device__ __forceinline__ T add_input_gradient(float above, float dx) {
   return from_float<T>(__fadd_rn(above, to_float(from_float<T>(dx))));
 }
 
+// residual_out = residual_in + delta (rounded to T) over this thread's columns of the row at
+// base, keeping the cached columns' sums in `cached` (0 past cols); returns the thread's sum of
+// term(sum) over all its columns, in increasing column order.
+template <typename T, typename Term>
+__device__ __forceinline__ float store_residual_sum(float (&cached)[kCachedPerThread],
+                                                    T* residual_out, const T* residual_in,
+                                                    const T* delta, int64_t base, int64_t cols,
+                                                    Term term) {
+#pragma unroll
+  for (int k = 0; k < kCachedPerThread; ++k) {
+    const int64_t j = cached_column(k);
+    cached[k] = j < cols ? rounded_sum(residual_in, delta, base + j) : 0.0f;
+  }
+  float total = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kCachedPerThread; ++k) {
+    const int64_t j = cached_column(k);
+    if (j < cols) {
+      residual_out[base + j] = from_float<T>(cached[k]);  // exact: cached[k] is a T value
+      total += term(cached[k]);
+    }
+  }
+  for (int64_t j = first_uncached_column(); j < cols; j += kThreads) {
+    const float value = rounded_sum(residual_in, delta, base + j);
+    residual_out[base + j] = from_float<T>(value);
+    total += term(value);
+  }
+  return total;
+}
+
 // residual_out may be residual_in or delta, and dresidual may be dresidual_above: each thread
 // reads all its cached columns before it writes any of them, so the loads can be issued together
 // (a store between them could alias the next load and would serialize them); the uncached columns
@@ -54,25 +85,8 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const int64_t base = row * cols;
     float cached[kCachedPerThread];
-#pragma unroll
-    for (int k = 0; k < kCachedPerThread; ++k) {
-      const int64_t j = cached_column(k);
-      cached[k] = j < cols ? rounded_sum(residual_in, delta, base + j) : 0.0f;
-    }
-    float sum_squares = 0.0f;
-#pragma unroll
-    for (int k = 0; k < kCachedPerThread; ++k) {
-      const int64_t j = cached_column(k);
-      if (j < cols) {
-        residual_out[base + j] = from_float<T>(cached[k]);  // exact: cached[k] is a T value
-        sum_squares += cached[k] * cached[k];
-      }
-    }
-    for (int64_t j = first_uncached_column(); j < cols; j += kThreads) {
-      const float value = rounded_sum(residual_in, delta, base + j);
-      residual_out[base + j] = from_float<T>(value);
-      sum_squares += value * value;
-    }
+    const float sum_squares = store_residual_sum(cached, residual_out, residual_in, delta, base,
+                                                 cols, [](float value) { return value * value; });
     const float r = 1.0f / sqrtf(block_sum(sum_squares) / static_cast<float>(cols) + eps);
     if (threadIdx.x == 0) rstd[row] = r;
 #pragma unroll
@@ -97,25 +111,8 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const int64_t base = row * cols;
     float cached[kCachedPerThread];
-#pragma unroll
-    for (int k = 0; k < kCachedPerThread; ++k) {
-      const int64_t j = cached_column(k);
-      cached[k] = j < cols ? rounded_sum(residual_in, delta, base + j) : 0.0f;
-    }
-    float sum = 0.0f;
-#pragma unroll
-    for (int k = 0; k < kCachedPerThread; ++k) {
-      const int64_t j = cached_column(k);
-      if (j < cols) {
-        residual_out[base + j] = from_float<T>(cached[k]);
-        sum += cached[k];
-      }
-    }
-    for (int64_t j = first_uncached_column(); j < cols; j += kThreads) {
-      const float value = rounded_sum(residual_in, delta, base + j);
-      residual_out[base + j] = from_float<T>(value);
-      sum += value;
-    }
+    const float sum = store_residual_sum(cached, residual_out, residual_in, delta, base, cols,
+                                         [](float value) { return value; });
     const float m = block_sum(sum) / static_cast<float>(cols);
     // Two passes: no cancellation when |mean| >> std.
     float sum_squares = 0.0f;
@@ -264,31 +261,6 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   }
 }
 
-// Rows per column in the weight and bias gradients' column sums (as norm_cuda.cu).
-constexpr int kRowLanes = 16;
-
-// norm_cuda.cu's column-sum terms. RMSNorm's dweight: dout * x * rstd.
-template <typename T>
-struct RmsnormWeightTerm {
-  const T *dout, *x;
-  const float* rstd;
-  int64_t cols;
-  __device__ float operator()(int64_t i, int64_t j) const {
-    return to_float(dout[i * cols + j]) * to_float(x[i * cols + j]) * rstd[i];
-  }
-};
-
-// LayerNorm's dweight: dout * xhat.
-template <typename T>
-struct LayernormWeightTerm {
-  const T *dout, *x;
-  const float *mean, *rstd;
-  int64_t cols;
-  __device__ float operator()(int64_t i, int64_t j) const {
-    return to_float(dout[i * cols + j]) * ((to_float(x[i * cols + j]) - mean[i]) * rstd[i]);
-  }
-};
-
 }  // namespace
 
 void residual_rmsnorm_forward(const OpContext& ctx, Tensor residual_out, Tensor out, Tensor rstd,
@@ -328,13 +300,8 @@ void residual_rmsnorm_backward(const OpContext& ctx, Tensor dresidual, Tensor dw
     launch_per_row(op, ctx, residual_rmsnorm_backward_kernel<scalar_t>, rows,
                    data<scalar_t>(dresidual), data<scalar_t>(dout), data<scalar_t>(dresidual_above),
                    data<scalar_t>(x), data<scalar_t>(weight), data<float>(rstd), rows, cols);
-    if (!dweight.empty()) {
-      const RmsnormWeightTerm<scalar_t> term{data<scalar_t>(dout), data<scalar_t>(x),
-                                             data<float>(rstd), cols};
-      FT_DISPATCH_CUDA_GRAD(
-          op, dweight.dtype,
-          launch_column_sum<kRowLanes>(op, ctx, data<grad_t>(dweight), rows, cols, term));
-    }
+    norm_gradients::add_rmsnorm(op, ctx, dweight, data<scalar_t>(dout), data<scalar_t>(x),
+                                data<float>(rstd), rows, cols);
   });
 }
 
@@ -349,19 +316,8 @@ void residual_layernorm_backward(const OpContext& ctx, Tensor dresidual, Tensor 
                    data<scalar_t>(dresidual), data<scalar_t>(dout), data<scalar_t>(dresidual_above),
                    data<scalar_t>(x), data<scalar_t>(weight), data<float>(mean), data<float>(rstd),
                    rows, cols);
-    if (!dweight.empty()) {
-      const LayernormWeightTerm<scalar_t> term{data<scalar_t>(dout), data<scalar_t>(x),
-                                               data<float>(mean), data<float>(rstd), cols};
-      FT_DISPATCH_CUDA_GRAD(
-          op, dweight.dtype,
-          launch_column_sum<kRowLanes>(op, ctx, data<grad_t>(dweight), rows, cols, term));
-    }
-    if (!dbias.empty()) {
-      const OutputGradientTerm<scalar_t> term{data<scalar_t>(dout), cols};
-      FT_DISPATCH_CUDA_GRAD(
-          op, dbias.dtype,
-          launch_column_sum<kRowLanes>(op, ctx, data<grad_t>(dbias), rows, cols, term));
-    }
+    norm_gradients::add_layernorm(op, ctx, dweight, dbias, data<scalar_t>(dout), data<scalar_t>(x),
+                                  data<float>(mean), data<float>(rstd), rows, cols);
   });
 }
 

@@ -119,6 +119,33 @@ __device__ __forceinline__ FragmentA c_pair_as_a(const FragmentC& left, const Fr
   return a;
 }
 
+// ldmatrix.x4: lanes 8m .. 8m + 7 give the addresses of the 8 rows (16 bytes each, 16-byte
+// aligned) of 8x8 matrix m; register m receives matrix m in the mma layout: lane 4 g + q holds
+// row g, columns 2q and 2q + 1 (the lower column in the low half). With .trans it holds rows 2q
+// and 2q + 1 of column g instead (the transpose).
+__device__ __forceinline__ void ldmatrix_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3,
+                                            const __nv_bfloat16* row) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const auto address = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(address));
+#else
+  __trap();
+#endif
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t& r0, uint32_t& r1, uint32_t& r2,
+                                                  uint32_t& r3, const __nv_bfloat16* row) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const auto address = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(address));
+#else
+  __trap();
+#endif
+}
+
 // 16-byte asynchronous global -> shared copy (cp.async.cg: bypasses L1). When `valid` is false
 // the 16 shared bytes are zero-filled and global memory is not read.
 __device__ __forceinline__ void copy_async_16(void* shared, const void* global, bool valid) {

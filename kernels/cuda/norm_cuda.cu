@@ -1,5 +1,6 @@
 #include "kernels/cuda/common_cuda.cuh"
 #include "kernels/cuda/norm_cuda.h"
+#include "kernels/cuda/norm_gradients_cuda.cuh"
 
 // The formulas and their order follow kernels/cpu/norm_cpu.cpp; row sums are fp32 here (double
 // on the CPU).
@@ -99,31 +100,6 @@ __global__ void layernorm_backward_kernel(T* dx, const T* dout, const T* x, cons
   }
 }
 
-// Rows per column in the weight and bias gradients' column sums.
-constexpr int kRowLanes = 16;
-
-// dweight terms of RMSNorm: dout * x * rstd.
-template <typename T>
-struct RmsnormWeightTerm {
-  const T *dout, *x;
-  const float* rstd;
-  int64_t cols;
-  __device__ float operator()(int64_t i, int64_t j) const {
-    return to_float(dout[i * cols + j]) * to_float(x[i * cols + j]) * rstd[i];
-  }
-};
-
-// dweight terms of LayerNorm: dout * xhat.
-template <typename T>
-struct LayernormWeightTerm {
-  const T *dout, *x;
-  const float *mean, *rstd;
-  int64_t cols;
-  __device__ float operator()(int64_t i, int64_t j) const {
-    return to_float(dout[i * cols + j]) * ((to_float(x[i * cols + j]) - mean[i]) * rstd[i]);
-  }
-};
-
 }  // namespace
 
 void rmsnorm_forward(const OpContext& ctx, Tensor out, Tensor rstd, Tensor x, Tensor weight,
@@ -147,13 +123,8 @@ void rmsnorm_backward(const OpContext& ctx, Tensor dx, Tensor dweight, Tensor do
     launch_per_row(op, ctx, rmsnorm_backward_kernel<scalar_t>, rows, data<scalar_t>(dx),
                    data<scalar_t>(dout), data<scalar_t>(x), data<scalar_t>(weight),
                    data<float>(rstd), rows, cols);
-    if (!dweight.empty()) {
-      const RmsnormWeightTerm<scalar_t> term{data<scalar_t>(dout), data<scalar_t>(x),
-                                             data<float>(rstd), cols};
-      FT_DISPATCH_CUDA_GRAD(
-          op, dweight.dtype,
-          launch_column_sum<kRowLanes>(op, ctx, data<grad_t>(dweight), rows, cols, term));
-    }
+    norm_gradients::add_rmsnorm(op, ctx, dweight, data<scalar_t>(dout), data<scalar_t>(x),
+                                data<float>(rstd), rows, cols);
   });
 }
 
@@ -179,19 +150,8 @@ void layernorm_backward(const OpContext& ctx, Tensor dx, Tensor dweight, Tensor 
     launch_per_row(op, ctx, layernorm_backward_kernel<scalar_t>, rows, data<scalar_t>(dx),
                    data<scalar_t>(dout), data<scalar_t>(x), data<scalar_t>(weight),
                    data<float>(mean), data<float>(rstd), rows, cols);
-    if (!dweight.empty()) {
-      const LayernormWeightTerm<scalar_t> term{data<scalar_t>(dout), data<scalar_t>(x),
-                                               data<float>(mean), data<float>(rstd), cols};
-      FT_DISPATCH_CUDA_GRAD(
-          op, dweight.dtype,
-          launch_column_sum<kRowLanes>(op, ctx, data<grad_t>(dweight), rows, cols, term));
-    }
-    if (!dbias.empty()) {
-      const OutputGradientTerm<scalar_t> term{data<scalar_t>(dout), cols};
-      FT_DISPATCH_CUDA_GRAD(
-          op, dbias.dtype,
-          launch_column_sum<kRowLanes>(op, ctx, data<grad_t>(dbias), rows, cols, term));
-    }
+    norm_gradients::add_layernorm(op, ctx, dweight, dbias, data<scalar_t>(dout), data<scalar_t>(x),
+                                  data<float>(mean), data<float>(rstd), rows, cols);
   });
 }
 

@@ -17,6 +17,7 @@
 #include "kernels/ops.h"
 #include "tests/support/cuda_test_util.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/packed_segments.h"
 
 namespace ft {
 namespace {
@@ -58,19 +59,6 @@ Shape prefix_shape(const AttentionCase& c) {
 }
 Shape lse_shape(const AttentionCase& c) {
   return {c.batch, c.q_heads, c.seq_len};
-}
-
-// Packed documents: boundaries differ per batch row, and there is a document of one token.
-std::vector<int32_t> packed_segments(int64_t batch, int64_t seq_len) {
-  std::vector<int32_t> ids(batch * seq_len);
-  for (int64_t b = 0; b < batch; ++b) {
-    int32_t segment = static_cast<int32_t>(3 * b);
-    for (int64_t t = 0; t < seq_len; ++t) {
-      if (t == 5 + 3 * b || t == seq_len / 2 || t == seq_len / 2 + 1) ++segment;
-      ids[b * seq_len + t] = segment;
-    }
-  }
-  return ids;
 }
 
 // Inputs as the GPU sees them (rounded to bf16 for bf16 runs), shared with the CPU reference.

@@ -28,6 +28,7 @@
 #include "kernels/ops.h"
 #include "tests/support/cuda_test_util.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/packed_segments.h"
 
 namespace ft {
 namespace {
@@ -72,19 +73,6 @@ struct FlashCase {
     return scale != 0.0 ? scale : 1.0 / std::sqrt(static_cast<double>(head_dim));
   }
 };
-
-// Packed documents with boundaries that differ per batch row, one of them a one-token document.
-std::vector<int32_t> packed_segments(int64_t batch, int64_t seq_len) {
-  std::vector<int32_t> ids(batch * seq_len);
-  for (int64_t b = 0; b < batch; ++b) {
-    int32_t segment = static_cast<int32_t>(3 * b);
-    for (int64_t t = 0; t < seq_len; ++t) {
-      if (t == 5 + 3 * b || t == seq_len / 2 || t == seq_len / 2 + 1) ++segment;
-      ids[b * seq_len + t] = segment;
-    }
-  }
-  return ids;
-}
 
 // Inputs as the GPU sees them (rounded to bf16); the CPU reference reads the same values. q is
 // drawn from [-3, 3] so that the scores have a standard deviation near 1 (peaked rows).

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/fused_norm_ops.h"
@@ -38,15 +39,21 @@ std::vector<float> rounded_for(DType dtype, std::vector<float> values) {
   return dtype == DType::bf16 ? round_to_bf16(std::move(values)) : values;
 }
 
+// Norm inputs as `dtype` stores them: random_floats scaled by 2 and shifted by 0.5, a mean that
+// matters for LayerNorm.
+std::vector<float> shifted_values(DType dtype, int64_t count, uint64_t seed) {
+  std::vector<float> values = random_floats(count, seed, 2.0);
+  for (float& value : values) value += 0.5f;
+  return rounded_for(dtype, std::move(values));
+}
+
 TEST_P(CudaFusedNorm, ForwardMatchesTheCpuAndTheComposedOps) {
   FT_SKIP_WITHOUT_CUDA();
   const auto [dtype, shape, layernorm] = GetParam();
   const int64_t rows = shape.rows, cols = shape.cols, count = rows * cols;
   const Shape matrix{rows, cols};
   const double tolerance = tolerance_for(dtype);
-  std::vector<float> residual_in = random_floats(count, 1, 2.0);
-  for (float& value : residual_in) value += 0.5f;  // a mean that matters for LayerNorm
-  residual_in = rounded_for(dtype, residual_in);
+  const std::vector<float> residual_in = shifted_values(dtype, count, 1);
   const std::vector<float> delta = rounded_for(dtype, random_floats(count, 2));
   const std::vector<float> weight = round_to_bf16(random_floats(cols, 3, 1.5));
   const std::vector<float> bias = round_to_bf16(random_floats(cols, 4));
@@ -115,9 +122,7 @@ TEST_P(CudaFusedNorm, BackwardMatchesTheCpuAndTheComposedOps) {
   const int64_t rows = shape.rows, cols = shape.cols, count = rows * cols;
   const Shape matrix{rows, cols};
   const double tolerance = tolerance_for(dtype);
-  std::vector<float> x = random_floats(count, 11, 2.0);
-  for (float& value : x) value += 0.5f;
-  x = rounded_for(dtype, x);
+  std::vector<float> x = shifted_values(dtype, count, 11);
   std::vector<float> weight = round_to_bf16(random_floats(cols, 12, 1.5));
   std::vector<float> bias = round_to_bf16(random_floats(cols, 13));
   std::vector<float> dout = rounded_for(dtype, random_floats(count, 14));

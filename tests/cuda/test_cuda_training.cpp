@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "runtime/checkpoint/hdf5_checkpoint.h"
@@ -133,6 +134,35 @@ TEST_P(CudaTrainingMethods, CheckpointsMoveBetweenTheCpuAndTheGpu) {
       train(back_config, checkpoint::step_checkpoint_path(dir.path("gpu/checkpoints"), 8));
   ASSERT_EQ(back.step_losses.size(), 4u);
   expect_close_losses(back.step_losses, cpu.step_losses, 8);
+}
+
+// Head dims 64 and 128 take the tensor-core flash kernels in bf16 (the small Llama's 8 takes the
+// SIMT ones): the same CPU comparison, for full fine-tuning and for prefix tuning (prefix rows in
+// the flash kernels), with GQA (2 query heads, 1 key/value head).
+TEST(CudaTraining, FlashAttentionModelsFollowTheCpuLossCurve) {
+  FT_SKIP_WITHOUT_CUDA();
+  for (const int head_dim : {64, 128}) {
+    const std::string model = fmt::format(
+        R"({{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 259,
+        "hidden_size": {}, "intermediate_size": {}, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 128,
+        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": true}})",
+        2 * head_dim, 4 * head_dim);
+    for (const char* method : {"full", "prefix_tuning"}) {
+      SCOPED_TRACE(fmt::format("head_dim {}, {}", head_dim, method));
+      TempDir dir;
+      const std::string config_json = dir.write("flash_model/config.json", model);
+      const config::PeftConfig peft = testing::small_peft_config(method);
+      config::RunConfig cpu_config = small_run(dir, "cpu", "cpu", peft, 12);
+      config::RunConfig gpu_config = small_run(dir, "gpu", "cuda", peft, 12);
+      cpu_config.mutable_model()->set_hf_config(config_json);
+      gpu_config.mutable_model()->set_hf_config(config_json);
+      const TrainSummary cpu = train(cpu_config);
+      const TrainSummary gpu = train(gpu_config);
+      ASSERT_EQ(gpu.step_losses.size(), 12u);
+      expect_close_losses(gpu.step_losses, cpu.step_losses);
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, CudaTrainingMethods, ::testing::ValuesIn(testing::peft_cases()),
