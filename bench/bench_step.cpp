@@ -7,7 +7,7 @@
 // (step_profile.h): each op the step runs, timed alone on the step's shapes. --method picks the
 // fine-tuning method (full, or a PEFT adapter on a frozen base); --method all runs every method on
 // the same model and batch and compares their speed and memory (peft_bench.h). Benchmarks print
-// figures; nothing here passes or fails.
+// figures; nothing here passes or fails. The stepped model itself is StepBench (step_bench.h).
 #include <cblas.h>
 #include <omp.h>
 
@@ -16,11 +16,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <iostream>
-#include <memory>
-#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,236 +27,17 @@
 #include "models/model_config.h"
 #include "models/peft/peft_spec.h"
 #include "models/transformer.h"
-#include "parallel/data_parallel.h"
 #include "peft_bench.h"
-#include "runtime/buffer.h"
-#include "runtime/data/batch_loader.h"
 #include "runtime/device.h"
 #include "runtime/error.h"
 #include "runtime/parameters.h"
-#include "runtime/train/input_layout.h"
 #include "runtime/train/metrics.h"
-#include "runtime/train/optimizer.h"
 #include "runtime/train/run_device.h"
+#include "step_bench.h"
 #include "step_profile.h"
 
 namespace ft::bench {
 namespace {
-
-struct BenchOptions {
-  std::string preset = "bench-gpt2";
-  std::string hf_config;
-  int64_t batch = 8;
-  int64_t seq = 256;
-  int threads = 2;
-  int steps = 10;
-  int warmup = 2;
-  std::string device = "cpu";  // cpu | cuda
-  std::string dtype = "auto";  // auto (cpu: fp32; cuda: bf16 with fp32 masters) | fp32 | fp64
-  double peak_tflops = 0;      // cuda: MFU's denominator; 0 = from the GPU's name
-  bool result_json = false;    // one "bench_step-result: {...}" line at the end (one method)
-  uint64_t seed = 1234;
-  int gemm_reps = 7;
-  bool profile = false;
-  int profile_reps = 5;
-  MethodOptions methods;
-  bool ceiling = false;  // measure the BLAS ceiling for PEFT methods and --method all too
-};
-
-struct PhaseSeconds {
-  double zero = 0, forward = 0, backward = 0, clip = 0, update = 0, total = 0;
-};
-
-// Where and in what precision the step runs.
-struct RunTarget {
-  Device device = Device::cpu;
-  RunPrecision precision;
-};
-
-// Owns a model with its fine-tuning method, its parameters, optimizer, activations and one seeded
-// random batch laid out for the method (virtual rows in front for prompt tuning and P-tuning).
-// On CUDA it is set up as the trainer sets up a one-GPU run (runtime/train/trainer.cpp): the
-// RunDevice's context, a mixed-precision store (fp32 masters, gradients and moments for the
-// trainable parameters, bf16 working copies, frozen weights bf16 only) filled from a host staging
-// store by copy_parameters, the inputs uploaded through DeviceInputs, and the trainer's optimizer
-// (DataParallelOptimizer over one rank, which also writes the bf16 working copies). The CPU keeps
-// the plain AdamW it was measured with.
-class StepBench {
- public:
-  StepBench(const ModelConfig& config, const BenchOptions& options, const RunTarget& target,
-            const PeftSpec& peft)
-      : config_(config),
-        options_(options),
-        peft_(peft),
-        run_device_(target.device),
-        params_(run_param_specs(config, peft), target.precision.master, target.device,
-                ParameterStoreOptions{}, target.precision.compute),
-        model_(config, params_, peft, options.batch, peft.model_seq_len(options.seq)),
-        device_inputs_(target.device, options.batch, peft.model_seq_len(options.seq)) {
-    ctx_ = run_device_.context();
-    ctx_.num_threads = options.threads;
-    ctx_.counters = &counters_;
-    if (target.device == Device::cpu) {
-      params_.initialize(options.seed);
-      cpu_optimizer_ = std::make_unique<AdamW>(params_, adamw_config());
-    } else {
-      ParameterStoreOptions staging;  // values only, as the trainer stages its starting point
-      staging.gradients = false;
-      staging.moments = false;
-      ParameterStore host(run_param_specs(config, peft), target.precision.master, Device::cpu,
-                          staging);
-      host.initialize(options.seed);
-      copy_parameters(params_, host, ParameterCopy{}, ctx_, options.threads);
-      shard_rules_.assign(params_.all().size(), ShardRule{});
-      device_optimizer_ = std::make_unique<DataParallelOptimizer>(
-          params_, shard_rules_, groups_, nullptr, adamw_config(), DataParallelOptions{});
-    }
-    memory_ = plan_model_memory(model_, ctx_);
-    make_batch();
-    synchronize(ctx_);
-  }
-
-  // One full training step; `step` counts from 1 (AdamW bias correction). The op counters then
-  // hold this step's products.
-  PhaseSeconds step(int64_t step, double* loss) {
-    counters_ = OpCounters{};
-    PhaseSeconds t;
-    const auto start = Clock::now();
-    auto lap = [&, last = start](double& slot) mutable {
-      const auto now = Clock::now();
-      slot = std::chrono::duration<double>(now - last).count();
-      last = now;
-    };
-    // On a GPU each phase waits for its kernels (synchronize) before its time is read; the
-    // forward (its loss) and the clipping (its norm) wait anyway, as in the trainer's step.
-    params_.zero_grads(ctx_);
-    synchronize(ctx_);
-    lap(t.zero);
-    const ForwardResult forward = model_.forward(ctx_, inputs_);
-    synchronize(ctx_);
-    lap(t.forward);
-    model_.backward(ctx_, inputs_, 1.0 / static_cast<double>(tokens()));
-    synchronize(ctx_);
-    lap(t.backward);
-    if (cpu_optimizer_) {
-      cpu_optimizer_->clip_gradients(ctx_);
-    } else {
-      device_optimizer_->reduce_gradients(ctx_);  // one rank: nothing to reduce
-      device_optimizer_->clip_gradients(ctx_);
-    }
-    synchronize(ctx_);
-    lap(t.clip);
-    if (cpu_optimizer_)
-      cpu_optimizer_->update(ctx_, 1e-4, step);
-    else
-      device_optimizer_->update(ctx_, 1e-4, step);
-    synchronize(ctx_);
-    lap(t.update);
-    t.total = seconds_since(start);
-    *loss = forward.loss_sum / static_cast<double>(tokens());
-    return t;
-  }
-
-  // Data tokens per step (every one has a target); virtual rows are not tokens.
-  int64_t tokens() const { return options_.batch * options_.seq; }
-  int64_t model_rows() const { return options_.batch * peft_.model_seq_len(options_.seq); }
-  const PeftSpec& peft() const { return peft_; }
-  const Transformer& model() const { return model_; }
-  const ParameterStore& params() const { return params_; }
-  const OpContext& context() const { return ctx_; }
-  const ModelInputs& inputs() const { return inputs_; }
-  const OpCounters& last_step_counts() const { return counters_; }
-  size_t activation_bytes() const { return memory_.activations.capacity(); }
-  size_t workspace_bytes() const { return memory_.workspace.bytes(); }
-  // Trainable: the masters plus, under mixed precision, their working copies.
-  size_t trainable_weight_bytes() const {
-    const size_t copies = params_.mixed_precision() ? dtype_size(params_.compute_dtype()) : 0;
-    return static_cast<size_t>(params_.trainable_count()) * (dtype_size(params_.dtype()) + copies);
-  }
-  size_t frozen_weight_bytes() const {
-    return static_cast<size_t>(params_.frozen_count()) * dtype_size(params_.compute_dtype());
-  }
-  size_t input_bytes() const { return device_inputs_.bytes(); }
-
- private:
-  static AdamWConfig adamw_config() {
-    AdamWConfig adamw;
-    adamw.weight_decay = 0.1;
-    adamw.grad_clip = 1.0;
-    return adamw;
-  }
-
-  // Token ids and targets drawn from [1, V): seeded, never all zero (a constant batch would make
-  // the softmax and the embedding scatter unrealistically cache-friendly). The same tokens for
-  // every method; lay_out_batch then adds the method's virtual rows and position offset.
-  void make_batch() {
-    const int64_t n = tokens();
-    std::mt19937_64 rng(options_.seed);
-    std::uniform_int_distribution<int32_t> token(1, static_cast<int32_t>(config_.vocab_size - 1));
-    batch_.batch_size = static_cast<int>(options_.batch);
-    batch_.seq_len = static_cast<int>(options_.seq);
-    batch_.input_ids.resize(n);
-    batch_.targets.resize(n);
-    batch_.positions.resize(n);
-    for (int64_t i = 0; i < n; ++i) batch_.input_ids[i] = token(rng);
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t t = i % options_.seq;
-      batch_.positions[i] = static_cast<int32_t>(t);
-      batch_.targets[i] = t + 1 < options_.seq ? batch_.input_ids[i + 1] : token(rng);
-    }
-    batch_.target_tokens = n;
-    batch_.sequences = options_.batch;
-    lay_out_batch(peft_, batch_);
-    const int64_t rows = model_rows();
-    ModelInputs host;
-    host.input_ids = Tensor(batch_.input_ids.data(), DType::i32, Shape{rows});
-    host.positions = Tensor(batch_.positions.data(), DType::i32, Shape{rows});
-    host.targets = Tensor(batch_.targets.data(), DType::i32, Shape{rows});
-    inputs_ = device_inputs_.upload(host);  // the host views themselves on the CPU
-  }
-
-  ModelConfig config_;
-  BenchOptions options_;
-  PeftSpec peft_;
-  OpCounters counters_;
-  RunDevice run_device_;  // owns the CUDA stream and cuBLASLt handle ctx_ points at
-  OpContext ctx_;
-  ParameterStore params_;
-  ProcessGroups groups_ = ProcessGroups::single();
-  std::vector<ShardRule> shard_rules_;
-  std::unique_ptr<AdamW> cpu_optimizer_;
-  std::unique_ptr<DataParallelOptimizer> device_optimizer_;
-  Transformer model_;
-  DeviceInputs device_inputs_;
-  ModelMemory memory_;
-  data::Batch batch_;
-  ModelInputs inputs_;
-};
-
-struct TimedSteps {
-  std::vector<PhaseSeconds> timed;  // after the warm-up
-  double first_loss = 0, last_loss = 0;
-  std::vector<double> column(double PhaseSeconds::*field) const {
-    std::vector<double> values;
-    for (const PhaseSeconds& t : timed) values.push_back(t.*field);
-    return values;
-  }
-  double step_median() const { return median(column(&PhaseSeconds::total)); }
-};
-
-TimedSteps time_steps(StepBench& bench, const BenchOptions& o) {
-  TimedSteps result;
-  double loss = 0;
-  for (int s = 1; s <= o.warmup + o.steps; ++s) {
-    PhaseSeconds t = bench.step(s, &loss);
-    if (s == 1) result.first_loss = loss;
-    std::cout << fmt::format("  step {:>3}{} {:8.1f} ms  loss {:.4f}\n", s,
-                             s > o.warmup ? "  " : " w", t.total * 1e3, loss);
-    if (s > o.warmup) result.timed.push_back(t);
-  }
-  result.last_loss = loss;
-  return result;
-}
 
 // Executed FLOPs per data token: the model's 6N + 12LHDT for full fine-tuning (as the results in
 // README.md were measured), the FLOPs the step actually runs for a PEFT method.

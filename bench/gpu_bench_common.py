@@ -1,11 +1,30 @@
 """Pieces shared by the GPU benchmark runners (bench/run_kernel_bench.py, bench/run_e2e_gpu.py):
 their common options, the --budget deadline, running one benchmark process with its output echoed
 and logged, and the environment lines (GPU, driver, date, versions) on top of each report."""
+import argparse
 import datetime
 import os
 import subprocess
 import sys
 import time
+
+
+def default_binary(name):
+    """ft's `name` binary: the GPU session's build (/tmp/ft), else this checkout's build/, else
+    whatever PATH finds."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for path in (f"/tmp/ft/bin/{name}", os.path.join(here, "..", "build", "bin", name)):
+        if os.path.exists(path):
+            return os.path.normpath(path)
+    return name
+
+
+def runner_parser(doc):
+    """An argument parser whose description is the first paragraph of the runner's `doc` and
+    whose epilog is the rest."""
+    return argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog=doc.split("\n\n", 1)[1])
 
 
 def add_runner_arguments(p):

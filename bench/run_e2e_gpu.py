@@ -14,7 +14,6 @@ full, prompt_tuning, prefix_tuning and lora; 20 virtual tokens; LoRA r 16, alpha
 default), dropout 0, on q, k, v, o, gate, up and down projections (both sides get these values
 explicitly).
 """
-import argparse
 import json
 import os
 import sys
@@ -23,17 +22,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from pytorch_peft_gpu import ALL_LINEAR, LLAMA_3_2_1B, METHODS, RESULT_TAG  # noqa: E402
 from gpu_bench_common import (  # noqa: E402
-    Deadline, add_runner_arguments, environment, run_logged)
+    Deadline, add_runner_arguments, default_binary, environment, run_logged, runner_parser)
 
 FT_TAG = "bench_step-result: "
 GIB = 2.0 ** 30
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--bench-step", default=default_binary(), help="ft's bench_step (CUDA build)")
+    p = runner_parser(__doc__)
+    p.add_argument("--bench-step", default=default_binary("bench_step"),
+                   help="ft's bench_step (CUDA build)")
     p.add_argument("--python", default=sys.executable, help="the Python with torch and peft")
     p.add_argument("--config", help="Hugging Face config.json (default: Llama-3.2-1B's, written "
                    "to OUT/llama-3.2-1b.json)")
@@ -60,13 +58,6 @@ def parse_args(argv=None):
     if bad:
         p.error(f"--methods: unknown {bad}; expected some of {METHODS}")
     return args
-
-
-def default_binary():
-    for path in ("/tmp/ft/bin/bench_step", os.path.join(HERE, "..", "build", "bin", "bench_step")):
-        if os.path.exists(path):
-            return os.path.normpath(path)
-    return "bench_step"
 
 
 def commands(args, config, method):

@@ -7,7 +7,6 @@ the GPU, driver, date and versions on top. Figures to read; nothing passes or fa
   python3 bench/run_kernel_bench.py --bench-kernels /tmp/ft/bin/bench_kernels --out $OUT/kernels
   python3 bench/run_kernel_bench.py --dry-run     # the two commands, nothing run
 """
-import argparse
 import json
 import os
 import sys
@@ -15,7 +14,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from gpu_bench_common import (  # noqa: E402
-    Deadline, add_runner_arguments, environment, run_logged)
+    Deadline, add_runner_arguments, default_binary, environment, run_logged, runner_parser)
 
 # Per table: which kernels it holds, and the ratios it shows (numerator impl, denominator impl):
 # speed of the first over the second = time of the second / time of the first.
@@ -108,19 +107,10 @@ def tables(joined):
     return "\n".join(out)
 
 
-def default_binary():
-    for path in ("/tmp/ft/bin/bench_kernels", os.path.join(HERE, "..", "build", "bin",
-                                                           "bench_kernels")):
-        if os.path.exists(path):
-            return os.path.normpath(path)
-    return "bench_kernels"
-
-
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--bench-kernels", default=default_binary(), help="ft's bench_kernels binary")
+    p = runner_parser(__doc__)
+    p.add_argument("--bench-kernels", default=default_binary("bench_kernels"),
+                   help="ft's bench_kernels binary")
     p.add_argument("--python", default=sys.executable, help="the Python with torch (the peer)")
     p.add_argument("--only", default="attention,linear,epilogue",
                    help="comma-separated: attention, linear, epilogue (both sides)")

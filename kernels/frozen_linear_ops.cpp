@@ -64,6 +64,29 @@ void check_up_weight(const ArgChecks& check, const Tensor& up_weight, const Tens
                activations);
 }
 
+struct FrozenDims {
+  int64_t rows, in_features, out_features;
+  DType dtype;  // the activations'
+};
+
+// The checks both products start with: the activation (x (N, In) when activation_is_input, else
+// dout (N, Out)) in a dtype the device computes in, and the weight (Out, In) with its scale, its
+// shape checked against the activation's.
+FrozenDims check_activation_and_weight(const ArgChecks& check, std::string_view activation_arg,
+                                       const Tensor& activation, bool activation_is_input,
+                                       const Tensor& weight, const Tensor& weight_scale) {
+  check.matrix(activation_arg, activation, activation_is_input ? "(N, In)" : "(N, Out)");
+  check.matrix("weight", weight, "(Out, In)");
+  const int64_t rows = activation.dim(0), features = activation.dim(1);
+  const FrozenDims dims{rows, activation_is_input ? features : weight.dim(1),
+                        activation_is_input ? weight.dim(0) : features, activation.dtype};
+  check.tensor(activation_arg, activation, {rows, features}, dims.dtype);
+  check_activation_dtype(check, dims.dtype);
+  check_weight(check, "weight", weight, "weight_scale", weight_scale, dims.out_features,
+               dims.in_features, dims.dtype);
+  return dims;
+}
+
 void require_empty(const ArgChecks& check, std::string_view arg, const Tensor& t,
                    std::string_view why) {
   if (!t.empty()) fail("op {}: argument {} must be empty {}", check.op, arg, why);
@@ -119,14 +142,8 @@ void forward_cpu(const OpContext& ctx, Tensor out, Tensor x, Tensor weight,
 void frozen_linear_forward(const OpContext& ctx, Tensor out, Tensor x, Tensor weight,
                            const FrozenLinearArgs& args) {
   const ArgChecks check{"frozen_linear_forward", ctx};
-  check.matrix("x", x, "(N, In)");
-  check.matrix("weight", weight, "(Out, In)");
-  const int64_t rows = x.dim(0), in_features = x.dim(1), out_features = weight.dim(0);
-  const DType dtype = x.dtype;
-  check.tensor("x", x, {rows, in_features}, dtype);
-  check_activation_dtype(check, dtype);
-  check_weight(check, "weight", weight, "weight_scale", args.weight_scale, out_features,
-               in_features, dtype);
+  const auto [rows, in_features, out_features, dtype] =
+      check_activation_and_weight(check, "x", x, true, weight, args.weight_scale);
   check.tensor("out", out, {rows, out_features}, dtype);
   check.optional("residual", args.residual, {rows, out_features}, dtype);
   const bool swiglu = args.epilogue == FrozenEpilogue::swiglu;
@@ -179,14 +196,8 @@ void frozen_linear_backward_input(const OpContext& ctx, Tensor dx, Tensor dout, 
                                   Tensor weight_scale, Tensor up_dout, Tensor up_weight,
                                   Tensor up_scale) {
   const ArgChecks check{"frozen_linear_backward_input", ctx};
-  check.matrix("dout", dout, "(N, Out)");
-  check.matrix("weight", weight, "(Out, In)");
-  const int64_t rows = dout.dim(0), out_features = dout.dim(1), in_features = weight.dim(1);
-  const DType dtype = dout.dtype;
-  check.tensor("dout", dout, {rows, out_features}, dtype);
-  check_activation_dtype(check, dtype);
-  check_weight(check, "weight", weight, "weight_scale", weight_scale, out_features, in_features,
-               dtype);
+  const auto [rows, in_features, out_features, dtype] =
+      check_activation_and_weight(check, "dout", dout, false, weight, weight_scale);
   check.tensor("dx", dx, {rows, in_features}, dtype);
   const bool second = !up_dout.empty();
   if (second) {

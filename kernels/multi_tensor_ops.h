@@ -5,9 +5,9 @@
 // is one launch over (tensor, chunk) pairs with the step's scalars (lr, bias corrections, clip
 // scale) as kernel arguments.
 //
-// Results are bit-identical to calling ops::adamw_update on each tensor with weight_decay set per
-// tensor (both kernels share kernels/cuda/adamw_cuda.cuh). On the CPU the step is exactly those
-// calls.
+// Results are meant to equal, bit for bit, ops::adamw_update called on each tensor with its
+// weight_decay (both kernels share kernels/cuda/adamw_cuda.cuh; tests/cuda checks it on a GPU).
+// On the CPU the step is exactly those calls.
 #pragma once
 
 #include <cstdint>

@@ -158,6 +158,8 @@ void DataParallelOptimizer::update(const OpContext& ctx, double lr, int64_t step
     multi_tensor_->step(ctx, args);
     return;
   }
+  // ZeRO-1 (every other store with trainable parameters has multi_tensor_): this rank's slice,
+  // one adamw_update per parameter piece.
   const Range range = shard();
   for (const Parameter& param : params_.all()) {
     if (!param.spec.trainable) continue;
@@ -171,12 +173,10 @@ void DataParallelOptimizer::update(const OpContext& ctx, double lr, int64_t step
                       shard_m_.slice(local_begin, local_end),
                       shard_v_.slice(local_begin, local_end), args);
   }
-  if (options_.zero1) {
-    // Every rank's updated slice to every rank of its data-parallel group.
-    const Tensor values = params_.padded_trainable_values();
-    ops::cast(ctx, shard_values_, values.slice(range.begin, range.end));
-    groups_.dp().all_gather(values, shard_values_);
-  }
+  // Every rank's updated slice to every rank of its data-parallel group.
+  const Tensor values = params_.padded_trainable_values();
+  ops::cast(ctx, shard_values_, values.slice(range.begin, range.end));
+  groups_.dp().all_gather(values, shard_values_);
 }
 
 FlatMoments DataParallelOptimizer::moments_for_checkpoint(Buffer& scratch) {

@@ -27,8 +27,6 @@ constexpr int kKvThreads = 256;
 constexpr int kKvRowTile = 16;
 constexpr int kKvRowsPerWarp = kKvRowTile / (kKvThreads / 32);
 
-constexpr size_t kStaticSharedLimit = 48 * 1024;  // beyond it a kernel must opt in
-
 struct Geometry {
   int64_t batch, seq_len, q_heads, kv_heads, head_dim, prefix_len, group;
   const int32_t* segments;  // (B, T) or null
@@ -410,14 +408,6 @@ size_t dkdv_shared_bytes(int64_t D) {
 }
 
 // Kernels needing more than 48 KiB of dynamic shared memory must say so before launching.
-template <typename Kernel>
-void allow_shared(std::string_view op, Kernel kernel, size_t bytes) {
-  if (bytes > kStaticSharedLimit) {
-    FT_CUDA_OP_CHECK(op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              static_cast<int>(bytes)));
-  }
-}
-
 Geometry geometry_of(const cpu::AttentionDims& dims, const Tensor& segment_ids, bool causal,
                      double scale) {
   return Geometry{dims.batch,
@@ -494,7 +484,7 @@ void attention_forward_simt(const OpContext& ctx, Tensor out, Tensor lse, Tensor
     with_max_head_dim(dims.head_dim, [&](auto max_dim) {
       constexpr int kChunks = decltype(max_dim)::value / 32;
       auto kernel = attention_forward_kernel<scalar_t, kChunks>;
-      allow_shared(op, kernel, shared);
+      allow_dynamic_shared(op, kernel, shared);
       launch_kernel(op, ctx, kernel, grid, kRowThreads, shared, data<scalar_t>(out),
                     data<float>(lse), data<scalar_t>(q), data<scalar_t>(k), data<scalar_t>(v),
                     data_or_null<scalar_t>(prefix_k), data_or_null<scalar_t>(prefix_v), g);
@@ -549,14 +539,14 @@ void run_backward(const OpContext& ctx, Tensor dq, Tensor dk, Tensor dv, Tensor 
         constexpr int kMaxDim = decltype(max_dim)::value;
         auto dq_kernel = attention_dq_kernel<scalar_t, kMaxDim / 32>;
         const size_t dq_shared = dq_shared_bytes(dims.head_dim);
-        allow_shared(op, dq_kernel, dq_shared);
+        allow_dynamic_shared(op, dq_kernel, dq_shared);
         launch_kernel(op, ctx, dq_kernel, query_grid, kRowThreads, dq_shared, data<scalar_t>(dq),
                       data<scalar_t>(dout), data<float>(lse), delta, data<scalar_t>(q),
                       data<scalar_t>(k), data<scalar_t>(v), data_or_null<scalar_t>(prefix_k),
                       data_or_null<scalar_t>(prefix_v), g);
         auto dkdv_kernel = attention_dkdv_kernel<scalar_t, kMaxDim>;
         const size_t dkdv_shared = dkdv_shared_bytes(dims.head_dim);
-        allow_shared(op, dkdv_kernel, dkdv_shared);
+        allow_dynamic_shared(op, dkdv_kernel, dkdv_shared);
         launch_kernel(op, ctx, dkdv_kernel, key_grid, kKvThreads, dkdv_shared, data<scalar_t>(dk),
                       data<scalar_t>(dv), partial_k, partial_v, data<scalar_t>(dout),
                       data<float>(lse), delta, data<scalar_t>(q), data<scalar_t>(k),

@@ -10,6 +10,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string_view>
 #include <utility>
 
@@ -45,6 +47,26 @@ inline void check_call(std::string_view op, cudaError_t status, const char* call
   }
 }
 #define FT_CUDA_OP_CHECK(op, call) ::ft::cuda::check_call(op, (call), #call)
+
+// Dynamic shared memory past 48 KiB needs a per-kernel, per-device opt-in. It is made once for the
+// largest size asked so far (a smaller launch needs no new opt-in).
+inline void allow_dynamic_shared(std::string_view op, const void* kernel, size_t bytes) {
+  if (bytes <= 48 * 1024) return;
+  static std::mutex mutex;
+  static std::map<std::pair<const void*, int>, size_t> allowed;
+  int device = 0;
+  FT_CUDA_OP_CHECK(op, cudaGetDevice(&device));
+  const std::lock_guard<std::mutex> lock(mutex);
+  size_t& largest = allowed[{kernel, device}];
+  if (bytes <= largest) return;
+  FT_CUDA_OP_CHECK(op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            static_cast<int>(bytes)));
+  largest = bytes;
+}
+template <typename... Params>
+void allow_dynamic_shared(std::string_view op, void (*kernel)(Params...), size_t bytes) {
+  allow_dynamic_shared(op, reinterpret_cast<const void*>(kernel), bytes);
+}
 
 // Bad indices (ids, targets, positions) found by a kernel: the kernel cannot throw, so it records
 // the first one here (and leaves the offending row alone) and the host raises it at the next

@@ -56,13 +56,9 @@ __global__ void __launch_bounds__(kThreads)
 
   const int lane = static_cast<int>(threadIdx.x & 31), warp = static_cast<int>(threadIdx.x >> 5);
   const int quad = lane & 3;
-  const int row_tile =
-      p.causal ? static_cast<int>(gridDim.x - 1 - blockIdx.x) : static_cast<int>(blockIdx.x);
-  const int row0 = row_tile * kBlockRows;
-  const int h = static_cast<int>(blockIdx.y), b = static_cast<int>(blockIdx.z);
-  const int kv_head = h / p.group;
-  const int rows[2] = {row0 + warp * kWarpRows + (lane >> 2),
-                       row0 + warp * kWarpRows + (lane >> 2) + 8};
+  const QueryTile query = query_tile(p, warp, lane);
+  const int row0 = query.row0, h = query.h, b = query.b, kv_head = query.kv_head;
+  const int(&rows)[2] = query.rows;
   int32_t query_segments[2];
   float row_lse[2], row_delta[2];  // lse in base-2 units
 #pragma unroll
@@ -299,7 +295,7 @@ void launch_backward(std::string_view op, const OpContext& ctx, const Params& p,
 
   auto dq_kernel = flash_dq_kernel<kHeadDim, kInner>;
   constexpr size_t dq_shared = dq_shared_bytes<kHeadDim>();
-  allow_shared(op, reinterpret_cast<const void*>(dq_kernel), dq_shared);
+  allow_dynamic_shared(op, reinterpret_cast<const void*>(dq_kernel), dq_shared);
   const dim3 dq_grid(static_cast<unsigned>(ceil_div(seq_len, kBlockRows)),
                      static_cast<unsigned>(dims.q_heads), batch);
   launch_kernel(op, ctx, dq_kernel, dq_grid, kThreads, dq_shared, p, dq, dout, lse, delta);
@@ -309,7 +305,7 @@ void launch_backward(std::string_view op, const OpContext& ctx, const Params& p,
   const int prefix_tiles = prefix_grads ? ceil_div(p.prefix_len, kBlockRows) : 0;
   auto dkdv_kernel = flash_dkdv_kernel<kHeadDim, kInner>;
   constexpr size_t dkdv_shared = dkdv_shared_bytes<kHeadDim>();
-  allow_shared(op, reinterpret_cast<const void*>(dkdv_kernel), dkdv_shared);
+  allow_dynamic_shared(op, reinterpret_cast<const void*>(dkdv_kernel), dkdv_shared);
   const dim3 dkdv_grid(static_cast<unsigned>(prefix_tiles + ceil_div(seq_len, kBlockRows)),
                        static_cast<unsigned>(dims.kv_heads), batch);
   launch_kernel(op, ctx, dkdv_kernel, dkdv_grid, kThreads, dkdv_shared, p, dk, dv, partial_dk,

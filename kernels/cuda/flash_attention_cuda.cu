@@ -1,6 +1,8 @@
 // Tensor-core flash attention: the selection rule and the forward (design in
 // flash_attention_cuda.h; the backward is in flash_attention_backward_cuda.cu).
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string_view>
 
 #include "kernels/cuda/flash_attention_cuda.h"
@@ -40,14 +42,9 @@ __global__ void __launch_bounds__(kThreads)
 
   const int lane = static_cast<int>(threadIdx.x & 31), warp = static_cast<int>(threadIdx.x >> 5);
   const int quad = lane & 3;
-  // With the causal mask the last tiles have the most keys: start them first.
-  const int row_tile =
-      p.causal ? static_cast<int>(gridDim.x - 1 - blockIdx.x) : static_cast<int>(blockIdx.x);
-  const int row0 = row_tile * kBlockRows;
-  const int h = static_cast<int>(blockIdx.y), b = static_cast<int>(blockIdx.z);
-  const int kv_head = h / p.group;
-  const int rows[2] = {row0 + warp * kWarpRows + (lane >> 2),
-                       row0 + warp * kWarpRows + (lane >> 2) + 8};
+  const QueryTile query = query_tile(p, warp, lane);
+  const int row0 = query.row0, h = query.h, b = query.b, kv_head = query.kv_head;
+  const int(&rows)[2] = query.rows;
   const int32_t query_segments[2] = {segment_at(p, b, rows[0]), segment_at(p, b, rows[1])};
 
   // Q fragments straight from global memory (zeros past T), kept for the whole key walk.
@@ -160,10 +157,25 @@ void launch_forward(std::string_view op, const OpContext& ctx, const Params& p, 
                     float* lse, const cpu::AttentionDims& dims) {
   auto kernel = flash_forward_kernel<kHeadDim>;
   constexpr size_t shared = forward_shared_bytes<kHeadDim>();
-  allow_shared(op, reinterpret_cast<const void*>(kernel), shared);
+  allow_dynamic_shared(op, reinterpret_cast<const void*>(kernel), shared);
   const dim3 grid(static_cast<unsigned>(ceil_div(static_cast<int>(dims.seq_len), kBlockRows)),
                   static_cast<unsigned>(dims.q_heads), static_cast<unsigned>(dims.batch));
   launch_kernel(op, ctx, kernel, grid, kThreads, shared, p, out, lse);
+}
+
+// The current device's compute capability major, queried once per device.
+int current_device_major(std::string_view op) {
+  static std::mutex mutex;
+  static std::map<int, int> majors;  // by device
+  int device = 0;
+  FT_CUDA_OP_CHECK(op, cudaGetDevice(&device));
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto known = majors.find(device);
+  if (known != majors.end()) return known->second;
+  int major = 0;
+  FT_CUDA_OP_CHECK(op, cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  majors.emplace(device, major);
+  return major;
 }
 
 }  // namespace
@@ -176,11 +188,7 @@ bool flash_attention_applies(const cpu::AttentionDims& dims, DType dtype,
   for (const void* pointer : data) {
     if (reinterpret_cast<uintptr_t>(pointer) % 16 != 0) return false;
   }
-  constexpr std::string_view op = "attention";
-  int device = 0, major = 0;
-  FT_CUDA_OP_CHECK(op, cudaGetDevice(&device));
-  FT_CUDA_OP_CHECK(op, cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  return major >= 8;
+  return flash::current_device_major("attention") >= 8;
 }
 
 void flash_attention_forward(const OpContext& ctx, Tensor out, Tensor lse, Tensor q, Tensor k,

@@ -14,8 +14,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <mutex>
-#include <set>
 #include <string_view>
 #include <utility>
 
@@ -72,6 +70,27 @@ struct KeyTile {
 template <int kKeys>
 __device__ __forceinline__ KeyTile key_tile(int t, int prefix_tiles) {
   return t < prefix_tiles ? KeyTile{true, t * kKeys} : KeyTile{false, (t - prefix_tiles) * kKeys};
+}
+
+// The query rows of a forward or dq CTA (blockIdx: row tile, query head, batch row): with the
+// causal mask the last row tiles have the most keys, so they start first. rows[half] are the
+// fragment rows g and g + 8 of lane 4 g + q in warp `warp`'s 16-row strip.
+struct QueryTile {
+  int row0, h, b, kv_head;
+  int rows[2];
+};
+
+__device__ __forceinline__ QueryTile query_tile(const Params& p, int warp, int lane) {
+  QueryTile t;
+  const int row_tile =
+      p.causal ? static_cast<int>(gridDim.x - 1 - blockIdx.x) : static_cast<int>(blockIdx.x);
+  t.row0 = row_tile * kBlockRows;
+  t.h = static_cast<int>(blockIdx.y);
+  t.b = static_cast<int>(blockIdx.z);
+  t.kv_head = t.h / p.group;
+  t.rows[0] = t.row0 + warp * kWarpRows + (lane >> 2);
+  t.rows[1] = t.row0 + warp * kWarpRows + (lane >> 2) + 8;
+  return t;
 }
 
 // The segment id of sequence position j of batch row b; 0 past the end or without segments.
@@ -221,12 +240,12 @@ __device__ __forceinline__ void load_b_pair(const bfloat* m, int stride, int k0,
   mma::ldmatrix_x4_trans(lo.reg[0], lo.reg[1], hi.reg[0], hi.reg[1], row);
 }
 
-// acc[0 .. kNTiles) (a 16 x 8 kNTiles strip) += A M^T: the S = Q K^T pattern. a_slice(s) gives
-// the A fragment of k columns [16 s, 16 s + 16) (from registers or shared memory); M is a shared
-// row-major (8 kNTiles, kDepth) matrix.
-template <int kNTiles, int kDepth, typename ASlice>
-__device__ __forceinline__ void multiply_by_transposed(FragmentC (&acc)[kNTiles], ASlice a_slice,
-                                                       const bfloat* m, int m_stride) {
+// acc[0 .. kNTiles) (a 16 x 8 kNTiles strip) += A B over k in [0, kDepth): a_slice(s) gives the
+// A fragment of k columns [16 s, 16 s + 16), load_b_pair(s, pair, lo, hi) the B fragments of those
+// k rows and n tiles 2 pair, 2 pair + 1.
+template <int kNTiles, int kDepth, typename ASlice, typename LoadBPair>
+__device__ __forceinline__ void multiply(FragmentC (&acc)[kNTiles], ASlice a_slice,
+                                         LoadBPair load_b_pair) {
   static_assert(kNTiles % 2 == 0 && kDepth % 16 == 0, "whole fragment pairs");
 #pragma unroll
   for (int slice = 0; slice < kDepth / 16; ++slice) {
@@ -234,31 +253,35 @@ __device__ __forceinline__ void multiply_by_transposed(FragmentC (&acc)[kNTiles]
 #pragma unroll
     for (int pair = 0; pair < kNTiles / 2; ++pair) {
       FragmentB lo, hi;
-      load_b_transposed_pair(m, m_stride, pair * 16, slice * 16, lo, hi);
+      load_b_pair(slice, pair, lo, hi);
       mma::mma_bf16(acc[2 * pair], fragment, lo);
       mma::mma_bf16(acc[2 * pair + 1], fragment, hi);
     }
   }
 }
 
-// acc[0 .. kNTiles) += P M, P (16 x kDepth) given as C fragments p[0 .. kDepth / 8) (rounded to
-// bf16 here) and M a shared row-major (kDepth, 8 kNTiles) matrix: the O += P V pattern.
+// acc += A M^T: the S = Q K^T pattern. a_slice(s) gives the A fragment of k columns
+// [16 s, 16 s + 16) (from registers or shared memory); M is a shared row-major (8 kNTiles, kDepth)
+// matrix.
+template <int kNTiles, int kDepth, typename ASlice>
+__device__ __forceinline__ void multiply_by_transposed(FragmentC (&acc)[kNTiles], ASlice a_slice,
+                                                       const bfloat* m, int m_stride) {
+  multiply<kNTiles, kDepth>(acc, a_slice, [&](int slice, int pair, FragmentB& lo, FragmentB& hi) {
+    load_b_transposed_pair(m, m_stride, pair * 16, slice * 16, lo, hi);
+  });
+}
+
+// acc += P M, P (16 x kDepth) given as C fragments p[0 .. kDepth / 8) (rounded to bf16 here) and M
+// a shared row-major (kDepth, 8 kNTiles) matrix: the O += P V pattern.
 template <int kNTiles, int kDepth>
 __device__ __forceinline__ void multiply_probabilities(FragmentC (&acc)[kNTiles],
                                                        const FragmentC (&p)[kDepth / 8],
                                                        const bfloat* m, int m_stride) {
-  static_assert(kNTiles % 2 == 0 && kDepth % 16 == 0, "whole fragment pairs");
-#pragma unroll
-  for (int slice = 0; slice < kDepth / 16; ++slice) {
-    const FragmentA fragment = mma::c_pair_as_a(p[2 * slice], p[2 * slice + 1]);
-#pragma unroll
-    for (int pair = 0; pair < kNTiles / 2; ++pair) {
-      FragmentB lo, hi;
-      load_b_pair(m, m_stride, slice * 16, pair * 16, lo, hi);
-      mma::mma_bf16(acc[2 * pair], fragment, lo);
-      mma::mma_bf16(acc[2 * pair + 1], fragment, hi);
-    }
-  }
+  multiply<kNTiles, kDepth>(
+      acc, [&](int slice) { return mma::c_pair_as_a(p[2 * slice], p[2 * slice + 1]); },
+      [&](int slice, int pair, FragmentB& lo, FragmentB& hi) {
+        load_b_pair(m, m_stride, slice * 16, pair * 16, lo, hi);
+      });
 }
 
 // ---- host side --------------------------------------------------------------------------------
@@ -281,20 +304,6 @@ inline Params make_params(const Tensor& q, const Tensor& k, const Tensor& v, con
   p.scale = static_cast<float>(scale);
   p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
   return p;
-}
-
-// Dynamic shared memory past 48 KiB needs an opt-in per kernel and device: made once for each.
-inline void allow_shared(std::string_view op, const void* kernel, size_t bytes) {
-  if (bytes <= 48 * 1024) return;
-  static std::mutex mutex;
-  static std::set<std::pair<const void*, int>> done;
-  int device = 0;
-  FT_CUDA_OP_CHECK(op, cudaGetDevice(&device));
-  const std::lock_guard<std::mutex> lock(mutex);
-  if (done.count({kernel, device}) != 0) return;
-  FT_CUDA_OP_CHECK(op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            static_cast<int>(bytes)));
-  done.insert({kernel, device});
 }
 
 // Grid limits of the launches: batch rows and heads are grid z and y.

@@ -440,8 +440,7 @@ constexpr int shared_bytes(WeightKind kind) {
 template <typename Params>
 void launch_tensor_core(std::string_view op, const OpContext& ctx, void (*kernel)(Params),
                         dim3 grid, int bytes, const Params& p) {
-  FT_CUDA_OP_CHECK(
-      op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  allow_dynamic_shared(op, kernel, static_cast<size_t>(bytes));
   launch_kernel(op, ctx, kernel, grid, dim3(frozen::kThreads), static_cast<size_t>(bytes), p);
 }
 

@@ -67,6 +67,26 @@ struct TileRows {
   }
 };
 
+// cp.async of a tile of kRows rows of kChunksPerRow 16-byte chunks (kChunkElements elements of
+// kElementBytes each) into dst rows of kDstStrideBytes, each thread taking every kThreads-th chunk:
+// source(r, e, valid) gives the global address of tile row r's chunk starting at element e and
+// sets valid (false: the chunk is zero-filled, the address only has to be mapped).
+template <int kRows, int kChunksPerRow, int kElementBytes, int kDstStrideBytes, typename Source>
+__device__ __forceinline__ void load_tile_chunks(void* dst, Source source) {
+  constexpr int kChunkElements = 16 / kElementBytes;
+  constexpr int kChunks = kRows * kChunksPerRow;
+  static_assert(kChunks % kThreads == 0, "whole chunks per thread");
+#pragma unroll
+  for (int i = 0; i < kChunks / kThreads; ++i) {
+    const int c = static_cast<int>(threadIdx.x) + i * kThreads;
+    const int r = c / kChunksPerRow, e = (c % kChunksPerRow) * kChunkElements;
+    bool valid;
+    const char* src = source(r, e, valid);
+    mma::copy_async_16(static_cast<char*>(dst) + r * kDstStrideBytes + e * kElementBytes, src,
+                       valid);
+  }
+}
+
 // cp.async of a 128 x 32 "nk" tile: tile row r, k [k0, k0 + 32) of the row-major (rows, ld)
 // matrix `first` (or `second` for interleaved odd groups), elements of kElementBytes (2: bf16, 1:
 // bytes) into dst rows of kDstStrideBytes. Rows past the end and k >= k_end are zero-filled;
@@ -74,22 +94,14 @@ struct TileRows {
 template <int kElementBytes, int kDstStrideBytes>
 __device__ __forceinline__ void load_nk_tile(void* dst, const void* first, const void* second,
                                              int64_t ld, TileRows rows, int64_t k0, int64_t k_end) {
-  constexpr int kChunkElements = 16 / kElementBytes;
-  constexpr int kChunksPerRow = kTileK / kChunkElements;
-  constexpr int kChunks = kTileN * kChunksPerRow;
-  static_assert(kChunks % kThreads == 0, "whole chunks per thread");
-#pragma unroll
-  for (int i = 0; i < kChunks / kThreads; ++i) {
-    const int c = static_cast<int>(threadIdx.x) + i * kThreads;
-    const int r = c / kChunksPerRow, kc = (c % kChunksPerRow) * kChunkElements;
-    int64_t row;
-    int which;
-    const bool valid = rows.map(r, row, which) && k0 + kc < k_end;
-    const char* base = static_cast<const char*>(which ? second : first);
-    const char* src = valid ? base + (row * ld + k0 + kc) * kElementBytes : base;
-    mma::copy_async_16(static_cast<char*>(dst) + r * kDstStrideBytes + kc * kElementBytes, src,
-                       valid);
-  }
+  load_tile_chunks<kTileN, kTileK * kElementBytes / 16, kElementBytes, kDstStrideBytes>(
+      dst, [&](int r, int kc, bool& valid) {
+        int64_t row;
+        int which;
+        valid = rows.map(r, row, which) && k0 + kc < k_end;
+        const char* base = static_cast<const char*>(which ? second : first);
+        return valid ? base + (row * ld + k0 + kc) * kElementBytes : base;
+      });
 }
 
 // cp.async of a 32 x 128 "kn" tile: rows k [k0, k0 + 32) (< k_end), columns [n0, n0 + 128)
@@ -97,20 +109,12 @@ __device__ __forceinline__ void load_nk_tile(void* dst, const void* first, const
 template <int kElementBytes, int kDstStrideBytes>
 __device__ __forceinline__ void load_kn_tile(void* dst, const void* matrix, int64_t ld, int64_t k0,
                                              int64_t k_end, int64_t n0, int64_t n_end) {
-  constexpr int kChunkElements = 16 / kElementBytes;
-  constexpr int kChunksPerRow = kTileN / kChunkElements;
-  constexpr int kChunks = kTileK * kChunksPerRow;
-  static_assert(kChunks % kThreads == 0, "whole chunks per thread");
-#pragma unroll
-  for (int i = 0; i < kChunks / kThreads; ++i) {
-    const int c = static_cast<int>(threadIdx.x) + i * kThreads;
-    const int r = c / kChunksPerRow, nc = (c % kChunksPerRow) * kChunkElements;
-    const bool valid = k0 + r < k_end && n0 + nc < n_end;
-    const char* base = static_cast<const char*>(matrix);
-    const char* src = valid ? base + ((k0 + r) * ld + n0 + nc) * kElementBytes : base;
-    mma::copy_async_16(static_cast<char*>(dst) + r * kDstStrideBytes + nc * kElementBytes, src,
-                       valid);
-  }
+  load_tile_chunks<kTileK, kTileN * kElementBytes / 16, kElementBytes, kDstStrideBytes>(
+      dst, [&](int r, int nc, bool& valid) {
+        valid = k0 + r < k_end && n0 + nc < n_end;
+        const char* base = static_cast<const char*>(matrix);
+        return valid ? base + ((k0 + r) * ld + n0 + nc) * kElementBytes : base;
+      });
 }
 
 template <WeightKind kind>

@@ -168,6 +168,27 @@ __device__ __forceinline__ void store_residual_gradient(T* dresidual, const T* d
   }
 }
 
+// Loads the thread's cached columns of x and dout (0 past cols) and calls accumulate(j, x_j,
+// dout_j) for each column in the row, in increasing column order.
+template <typename T, typename Accumulate>
+__device__ __forceinline__ void load_cached_x_and_dout(float (&cached_x)[kCachedPerThread],
+                                                       float (&cached_g)[kCachedPerThread],
+                                                       const T* __restrict__ x,
+                                                       const T* __restrict__ dout, int64_t base,
+                                                       int64_t cols, Accumulate accumulate) {
+#pragma unroll
+  for (int k = 0; k < kCachedPerThread; ++k) {
+    const int64_t j = cached_column(k);
+    cached_x[k] = 0.0f;
+    cached_g[k] = 0.0f;
+    if (j < cols) {
+      cached_x[k] = to_float(x[base + j]);
+      cached_g[k] = to_float(dout[base + j]);
+      accumulate(j, cached_x[k], cached_g[k]);
+    }
+  }
+}
+
 // dx_j = r w_j g_j - x_j r^3 / C * sum_k g_k w_k x_k; dresidual = dresidual_above + dx.
 template <typename T>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
@@ -179,17 +200,9 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     const int64_t base = row * cols;
     float cached_x[kCachedPerThread], cached_g[kCachedPerThread];
     float dot = 0.0f;
-#pragma unroll
-    for (int k = 0; k < kCachedPerThread; ++k) {
-      const int64_t j = cached_column(k);
-      cached_x[k] = 0.0f;
-      cached_g[k] = 0.0f;
-      if (j < cols) {
-        cached_x[k] = to_float(x[base + j]);
-        cached_g[k] = to_float(dout[base + j]);
-        dot += cached_g[k] * to_float(weight[j]) * cached_x[k];
-      }
-    }
+    load_cached_x_and_dout(
+        cached_x, cached_g, x, dout, base, cols,
+        [&](int64_t j, float x_j, float dout_j) { dot += dout_j * to_float(weight[j]) * x_j; });
     for (int64_t j = first_uncached_column(); j < cols; j += kThreads) {
       dot += to_float(dout[base + j]) * to_float(weight[j]) * to_float(x[base + j]);
     }
@@ -223,19 +236,12 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     const float m = mean[row], r = rstd[row];
     float cached_x[kCachedPerThread], cached_g[kCachedPerThread];
     float sum_g = 0.0f, sum_g_xhat = 0.0f;
-#pragma unroll
-    for (int k = 0; k < kCachedPerThread; ++k) {
-      const int64_t j = cached_column(k);
-      cached_x[k] = 0.0f;
-      cached_g[k] = 0.0f;
-      if (j < cols) {
-        cached_x[k] = to_float(x[base + j]);
-        cached_g[k] = to_float(dout[base + j]);
-        const float g = cached_g[k] * to_float(weight[j]);
-        sum_g += g;
-        sum_g_xhat += g * ((cached_x[k] - m) * r);
-      }
-    }
+    load_cached_x_and_dout(cached_x, cached_g, x, dout, base, cols,
+                           [&](int64_t j, float x_j, float dout_j) {
+                             const float g = dout_j * to_float(weight[j]);
+                             sum_g += g;
+                             sum_g_xhat += g * ((x_j - m) * r);
+                           });
     for (int64_t j = first_uncached_column(); j < cols; j += kThreads) {
       const float g = to_float(dout[base + j]) * to_float(weight[j]);
       sum_g += g;

@@ -42,8 +42,8 @@ StorageTypes storage_types(DType dtype) {
     case DType::i8:
     case DType::f8e4m3:
       fail(
-          "checkpoint: tensors of dtype {} are not stored (quantized frozen weights are rebuilt "
-          "from the base model's weights when it is loaded)",
+          "checkpoint: tensors of dtype {} (quantized weights) cannot be stored in an ft "
+          "checkpoint; store the weights they were quantized from",
           dtype_name(dtype));
   }
   fail("checkpoint: unknown dtype {}", static_cast<int>(dtype));

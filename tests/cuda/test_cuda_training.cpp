@@ -17,7 +17,7 @@
 #include "runtime/checkpoint/hdf5_checkpoint.h"
 #include "runtime/device.h"
 #include "tests/support/cuda_test_util.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/gradcheck.h"  // testing::error_message
 #include "tests/support/peft_cases.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/training_run.h"
@@ -25,7 +25,6 @@
 namespace ft {
 namespace {
 
-using testing::kSmallLlama;
 using testing::TempDir;
 using testing::train;
 
